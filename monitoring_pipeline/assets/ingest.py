@@ -1,0 +1,124 @@
+"""logs -> llm_requests + quarantine: the hour's files, validated in DuckDB, idempotently."""
+
+import duckdb
+import dagster as dg
+
+from monitoring_pipeline.assets import ingest_sql as sql
+from monitoring_pipeline.partitions import hourly_partitions
+from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+
+QUARANTINE_RATE = "quarantine_rate"
+
+
+def _read_lines(conn: duckdb.DuckDBPyConnection, files: list[str]) -> list[tuple[str, str]]:
+    """Load the files' lines into _lines/_numbered. A file DuckDB cannot open or decompress
+    (a corrupt .gz, say) is left out and returned with its error, instead of failing the hour."""
+    if not files:
+        conn.execute("CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT, line VARCHAR, read_error VARCHAR)")
+        return []
+    try:
+        _read_files(conn, files)
+        return []
+    except duckdb.Error:
+        readable, unreadable = [], []
+        for f in files:  # find the culprit(s); the common path above reads all files in one scan
+            try:
+                _read_files(conn, [f])
+                readable.append(f)
+            except duckdb.Error as err:
+                unreadable.append((f, str(err).splitlines()[0][:500]))
+        _read_lines(conn, readable)
+        return unreadable
+
+
+def _read_files(conn: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+    conn.execute(sql.READ_LINES, {"files": files})
+    conn.execute(sql.NUMBER_LINES)
+
+
+@dg.asset(
+    partitions_def=hourly_partitions,
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_RATE,
+            asset="llm_requests",
+            partitions_def=hourly_partitions,
+            description="More than the configured share of the hour's log lines were quarantined.",
+        )
+    ],
+    pool="duckdb",
+    group_name="ingest",
+    kinds={"duckdb"},
+)
+def llm_requests(
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    logs: LogSource,
+    settings: MonitoringSettings,
+) -> dg.MaterializeResult:
+    """One row per valid model call of the hour; every other line goes to `quarantine` with a reason."""
+    hour = context.partition_time_window.start.replace(tzinfo=None)
+    files = logs.files_for_hour(hour)
+    with warehouse.get_connection() as conn:
+        conn.execute(sql.LLM_REQUESTS_DDL)
+        conn.execute(sql.QUARANTINE_DDL)
+        unreadable = _read_lines(conn, files)
+        conn.execute(sql.CLASSIFY, {"hour": hour})
+        # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
+        lines_read, ingested, quarantined = conn.execute(
+            "SELECT count(*) + $n, count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) + $n"
+            " FROM _classified",
+            {"n": len(unreadable)},
+        ).fetchone()
+        reasons = dict(conn.execute(
+            "SELECT reason, count(*) FROM _classified WHERE reason IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall())
+        conn.execute("BEGIN")
+        try:
+            conn.execute("DELETE FROM llm_requests WHERE hour = $hour", {"hour": hour})
+            conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
+            conn.execute(sql.INSERT_REQUESTS, {"hour": hour})
+            conn.execute(sql.INSERT_QUARANTINE, {"hour": hour})
+            for path, error in unreadable:
+                conn.execute(
+                    "INSERT INTO quarantine VALUES ($hour, $file, NULL, $reason, NULL, now()::TIMESTAMP)",
+                    {"hour": hour, "file": path, "reason": f"unreadable_file: {error}"},
+                )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+
+    if not files:
+        context.log.warning(f"No log files for {hour:%Y-%m-%d %H}:00 UTC in {logs.hour_dir(hour)}")
+    for path, error in unreadable:
+        context.log.error(f"Unreadable log file {path}: {error}")
+    config = settings.load()
+    threshold = config.thresholds.quarantine_rate
+    rate = quarantined / lines_read if lines_read else 0.0
+    breached = (lines_read >= config.min_sample.get(QUARANTINE_RATE, 1) and rate > threshold) or bool(unreadable)
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(files),
+            "unreadable_files": len(unreadable),
+            "lines_read": lines_read,
+            "rows_ingested": ingested,
+            "rows_quarantined": quarantined,
+            "quarantine_reasons": reasons,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=QUARANTINE_RATE,
+                passed=not breached,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "value": rate,
+                    "threshold": threshold,
+                    "sample_size": lines_read,
+                    "unreadable_files": len(unreadable),
+                    "quarantine_reasons": reasons,
+                },
+            )
+        ],
+    )

@@ -1,0 +1,101 @@
+"""The YAML configuration: thresholds, prices, budgets, alert channel, review sample rate.
+
+Loaded from MONITORING_CONFIG (or the shipped default_config.yaml), merged over the
+defaults, and validated once. Nothing here reads the environment at import time.
+"""
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Thresholds(_Strict):
+    latency_p99_ms: float = Field(gt=0)
+    latency_avg_ms: float = Field(gt=0)
+    error_rate: float = Field(ge=0, le=1)
+    feedback_avg_min: float = Field(ge=1, le=5)
+    quarantine_rate: float = Field(ge=0, le=1)
+    safety_violations: int = Field(ge=0)
+
+
+class ModelOverride(_Strict):
+    latency_p99_ms: float | None = Field(default=None, gt=0)
+    latency_avg_ms: float | None = Field(default=None, gt=0)
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    feedback_avg_min: float | None = Field(default=None, ge=1, le=5)
+    safety_violations: int | None = Field(default=None, ge=0)
+    hourly_token_budget: int | None = Field(default=None, gt=0)
+
+
+class Price(_Strict):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class ReviewConfig(_Strict):
+    sample_rate: float = Field(ge=0, le=1)
+    output_dir: str
+
+
+class AlertsConfig(_Strict):
+    channel: str
+    dry_run_file: str
+    dagster_url: str
+
+
+class MonitoringConfig(_Strict):
+    thresholds: Thresholds
+    min_sample: dict[str, int]
+    hourly_token_budget: int = Field(gt=0)
+    prices: dict[str, Price]
+    models: dict[str, ModelOverride] = {}
+    review: ReviewConfig
+    alerts: AlertsConfig
+
+    def price(self, model: str) -> Price:
+        return self.prices.get(model, self.prices["default"])
+
+    def threshold(self, key: str, model: str | None = None) -> float:
+        """The threshold for `key` (a Thresholds field or hourly_token_budget), per model if overridden."""
+        override = self.models.get(model) if model else None
+        if override is not None and getattr(override, key, None) is not None:
+            return getattr(override, key)
+        if key == "hourly_token_budget":
+            return self.hourly_token_budget
+        return getattr(self.thresholds, key)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | os.PathLike | None = None) -> MonitoringConfig:
+    """Read the defaults, merge the user's file over them, validate. Raises with the bad key on error."""
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    if path:
+        user = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(user, dict):
+            raise ValueError(f"{path}: expected a YAML mapping at the top level")
+        raw = _merge(raw, user)
+    if "default" not in raw.get("prices", {}):
+        raise ValueError("prices: a 'default' entry is required")
+    return MonitoringConfig.model_validate(raw)
+
+
+def get_config(path: str | None = None) -> MonitoringConfig:
+    """The configuration named by `path`, else MONITORING_CONFIG, else the shipped default."""
+    return load_config(path or os.environ.get("MONITORING_CONFIG") or None)

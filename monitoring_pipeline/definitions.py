@@ -1,0 +1,31 @@
+"""The one Definitions of the monitoring pipeline."""
+
+import dagster as dg
+
+from monitoring_pipeline.alerts.delivery import AlertDelivery
+from monitoring_pipeline.alerts.sensor import slack_alert_sensor
+from monitoring_pipeline.assets.ingest import llm_requests
+from monitoring_pipeline.assets.metrics import hourly_metrics
+from monitoring_pipeline.assets.review import review_sample
+from monitoring_pipeline.jobs import hourly_monitoring, hourly_monitoring_schedule
+from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+
+
+def build_resources() -> dict:
+    """Paths come from MONITORING_* variables, read when a resource is used, not at import."""
+    return {
+        "warehouse": DuckDBWarehouse(),
+        "alert_state": DuckDBWarehouse(env_var="MONITORING_ALERTS_DB", default_database="data/alerts.duckdb"),
+        "logs": LogSource(),
+        "settings": MonitoringSettings(),
+        "alert_delivery": AlertDelivery(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[llm_requests, hourly_metrics, review_sample],
+    jobs=[hourly_monitoring],
+    schedules=[hourly_monitoring_schedule],
+    sensors=[slack_alert_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,78 @@
+"""Resources: the DuckDB warehouse, the log folder, and the configuration file."""
+
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+
+from monitoring_pipeline.config import MonitoringConfig, get_config
+
+LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """One DuckDB file. DuckDB allows one writing process per file, so connecting retries with
+    backoff while another run holds the lock, and the connection is closed on every path so a
+    failed asset never leaves the file locked."""
+
+    database: str = ""  # empty: $<env_var>, else default_database
+    env_var: str = "MONITORING_DUCKDB_PATH"
+    default_database: str = "data/monitoring.duckdb"
+    connect_timeout_s: float = 120.0
+
+    @property
+    def path(self) -> str:
+        return self.database or os.environ.get(self.env_var) or self.default_database
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.connect_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                conn = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")  # timestamps are stored and compared in UTC
+            yield conn
+        finally:
+            conn.close()
+
+
+class LogSource(dg.ConfigurableResource):
+    """The app's log folder: Hive-style hourly folders dt=YYYY-MM-DD/hour=HH/ of *.jsonl(.gz)."""
+
+    log_dir: str = ""  # empty: $MONITORING_LOG_DIR, else data/logs
+
+    @property
+    def root(self) -> Path:
+        return Path(self.log_dir or os.environ.get("MONITORING_LOG_DIR") or "data/logs")
+
+    def hour_dir(self, hour: datetime) -> Path:
+        return self.root / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+    def files_for_hour(self, hour: datetime) -> list[str]:
+        folder = self.hour_dir(hour)
+        return sorted(str(p) for pattern in LOG_PATTERNS for p in folder.glob(pattern) if p.is_file())
+
+
+class MonitoringSettings(dg.ConfigurableResource):
+    """Thresholds, prices, budgets, channels and sample rate from the YAML file at `config_path`
+    (empty: the shipped default)."""
+
+    config_path: str = ""
+
+    def load(self) -> MonitoringConfig:
+        return get_config(self.config_path or None)
