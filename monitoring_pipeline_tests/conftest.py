@@ -1,0 +1,153 @@
+"""Shared fixtures: temp DuckDB files and log folders, a real Dagster instance, a local Slack server."""
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from monitoring_pipeline.alerts.delivery import AlertDelivery
+from monitoring_pipeline.assets.ingest import llm_requests
+from monitoring_pipeline.assets.metrics import hourly_metrics
+from monitoring_pipeline.assets.review import review_sample
+from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline_tests.slack_server import SlackServer
+
+HOUR = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+PARTITION = "2026-03-01-10:00"
+TOKEN = "xoxb-test-secret-token-123"
+
+
+def record(i: int = 0, hour: datetime = HOUR, **overrides) -> dict:
+    """A valid log record, i-th of its hour, with any field overridden (None deletes it)."""
+    rec = {
+        "request_id": f"req-{hour:%H}-{i:05d}",
+        "timestamp": (hour + timedelta(seconds=i % 3600)).isoformat(),
+        "model": "chat-large",
+        "latency_ms": 500.0,
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "input_length": 400,
+        "output_length": 200,
+        "user_id": f"user-{i % 7}",
+        "status": "ok",
+        "error_type": None,
+        "feedback": None,
+        "safety_flags": [],
+        "prompt": "hello",
+        "response": "hi",
+    }
+    rec.update(overrides)
+    return {k: v for k, v in rec.items() if v is not None or k in ("error_type", "feedback")}
+
+
+class LogWriter:
+    """Writes log files into Hive-style hour folders under `root`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def folder(self, hour: datetime = HOUR) -> Path:
+        path = self.root / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def records(self, records: list[dict], hour: datetime = HOUR, name: str = "app.jsonl") -> Path:
+        return self.lines([json.dumps(r).encode() for r in records], hour, name)
+
+    def lines(self, lines: list[bytes | str], hour: datetime = HOUR, name: str = "app.jsonl",
+              trailing_newline: bool = True) -> Path:
+        data = b"\n".join(line.encode() if isinstance(line, str) else line for line in lines)
+        if trailing_newline and lines:
+            data += b"\n"
+        path = self.folder(hour) / name
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        return path
+
+
+@pytest.fixture
+def logs(tmp_path) -> LogWriter:
+    return LogWriter(tmp_path / "logs")
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """Path of a config file; call it with overrides to write them (merged over the defaults)."""
+    path = tmp_path / "config.yaml"
+    base = {"review": {"output_dir": str(tmp_path / "review")},
+            "alerts": {"dry_run_file": str(tmp_path / "alerts" / "dry_run.jsonl")}}
+    path.write_text(yaml.safe_dump(base))
+
+    def write(overrides: dict | None = None) -> Path:
+        merged = dict(base)
+        for key, value in (overrides or {}).items():
+            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+        path.write_text(yaml.safe_dump(merged))
+        return path
+
+    write.path = path
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """No test sees the developer's Slack token or pipeline paths."""
+    for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "MONITORING_CONFIG", "MONITORING_DUCKDB_PATH",
+                "MONITORING_LOG_DIR", "MONITORING_ALERTS_DB"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def resources(tmp_path, logs, config_file) -> dict:
+    return {
+        "warehouse": DuckDBWarehouse(database=str(tmp_path / "monitoring.duckdb")),
+        "alert_state": DuckDBWarehouse(database=str(tmp_path / "alerts.duckdb")),
+        "logs": LogSource(log_dir=str(logs.root)),
+        "settings": MonitoringSettings(config_path=str(config_file.path)),
+        "alert_delivery": AlertDelivery(timeout_s=2),
+    }
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+ALL_ASSETS = [llm_requests, hourly_metrics, review_sample]
+
+
+@pytest.fixture
+def run_hour(resources, instance):
+    """Materialize every asset for one partition on the test instance; returns the result."""
+
+    def run(partition: str = PARTITION, assets=ALL_ASSETS, raise_on_error: bool = True):
+        return dg.materialize(assets, partition_key=partition, resources=resources, instance=instance,
+                              raise_on_error=raise_on_error)
+
+    return run
+
+
+@pytest.fixture
+def query(tmp_path):
+    """Run SQL against the test warehouse (read-only) and return all rows."""
+
+    def run(sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchall()
+
+    return run
+
+
+@pytest.fixture
+def slack(monkeypatch):
+    """A local Slack-compatible server, with SLACK_BOT_TOKEN and SLACK_API_URL pointing at it."""
+    server = SlackServer().start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", server.url)
+    yield server
+    server.stop()

@@ -1,0 +1,22 @@
+"""The code location loads, and every public name the issues pin resolves."""
+
+import dagster as dg
+
+from monitoring_pipeline.definitions import defs
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_definitions_public_names_resolve():
+    assert defs.get_job_def("hourly_monitoring").partitions_def is not None
+    assert defs.get_schedule_def("hourly_monitoring_schedule").job_name == "hourly_monitoring"
+    assert defs.get_sensor_def("slack_alert_sensor")
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= keys
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("hourly_metrics", name) for name in (
+        "latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")} <= checks
+    assert ("llm_requests", "quarantine_rate") in checks

@@ -1,0 +1,178 @@
+"""Ingest: every line is ingested or quarantined with a reason, and re-runs give the same rows."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
+from monitoring_pipeline.assets.ingest import llm_requests
+
+
+def ingest(run_hour, partition=PARTITION):
+    result = run_hour(partition, assets=[llm_requests])
+    return result.asset_materializations_for_node("llm_requests")[0].metadata
+
+
+def quarantine(query):
+    return query("SELECT line_number, reason FROM quarantine ORDER BY source_file, line_number")
+
+
+def test_ingest_valid_lines_become_rows_with_typed_values(logs, run_hour, query):
+    logs.records([record(0, feedback=4, safety_flags=["pii"]), record(1, status="error", error_type="timeout")])
+    meta = ingest(run_hour)
+    assert meta["rows_ingested"].value == 2 and meta["rows_quarantined"].value == 0
+    rows = query("SELECT request_id, \"timestamp\", latency_ms, input_tokens, status, error_type, feedback,"
+                 " safety_flags, hour FROM llm_requests ORDER BY request_id")
+    assert rows[0][0] == "req-10-00000"
+    assert rows[0][1] == HOUR.replace(tzinfo=None)
+    assert rows[0][2:] == (500.0, 100, "ok", None, 4, ["pii"], HOUR.replace(tzinfo=None))
+    assert rows[1][4:7] == ("error", "timeout", None)
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (b'{"request_id": "x", "model": ', "malformed_json"),
+        (b"[1, 2, 3]", "not_a_json_object"),
+        (b"", "empty_line"),
+        (b'{"request_id": "caf\xe9"}', "invalid_utf8"),
+        (json.dumps(record(1, model=None)).encode(), "missing_field:model"),
+        (json.dumps(record(1, timestamp=None)).encode(), "missing_field:timestamp"),
+        (json.dumps(record(1, request_id="")).encode(), "invalid_value:request_id"),
+        (json.dumps(record(1, latency_ms="fast")).encode(), "wrong_type:latency_ms"),
+        (json.dumps(record(1, input_tokens=12.5)).encode(), "wrong_type:input_tokens"),
+        (json.dumps(record(1, output_tokens="50")).encode(), "wrong_type:output_tokens"),
+        (json.dumps(record(1, safety_flags="pii")).encode(), "wrong_type:safety_flags"),
+        (json.dumps(record(1, safety_flags=["pii", 3])).encode(), "wrong_type:safety_flags"),
+        (json.dumps(record(1, feedback=True)).encode(), "wrong_type:feedback"),
+        (json.dumps(record(1, latency_ms=-1)).encode(), "invalid_value:latency_ms"),
+        (json.dumps(record(1, input_tokens=-3)).encode(), "invalid_value:input_tokens"),
+        (json.dumps(record(1, output_tokens=-3)).encode(), "invalid_value:output_tokens"),
+        (json.dumps(record(1, feedback=0)).encode(), "invalid_value:feedback"),
+        (json.dumps(record(1, feedback=6)).encode(), "invalid_value:feedback"),
+        (json.dumps(record(1, status="maybe")).encode(), "invalid_value:status"),
+        (json.dumps(record(1, timestamp="yesterday")).encode(), "invalid_value:timestamp"),
+        (json.dumps(record(1, timestamp="2026-03-01T10:30:00")).encode(), "invalid_value:timestamp"),
+        (json.dumps(record(1, timestamp="2026-03-01T11:00:00+00:00")).encode(), "timestamp_outside_hour"),
+        (json.dumps(record(0)).encode(), "duplicate_request_id"),
+    ],
+)
+def test_ingest_quarantines_each_bad_input_kind_with_its_reason(logs, run_hour, query, line, reason):
+    logs.lines([json.dumps(record(0)), line, json.dumps(record(2))])
+    meta = ingest(run_hour)
+    assert quarantine(query) == [(2, reason)]
+    assert meta["rows_ingested"].value == 2
+    assert meta["lines_read"].value == 3 == meta["rows_ingested"].value + meta["rows_quarantined"].value
+
+
+def test_ingest_truncated_last_line_is_named_and_keeps_its_raw_text(logs, run_hour, query):
+    logs.lines([json.dumps(record(0)), '{"request_id": "cut", "timest'], trailing_newline=False)
+    ingest(run_hour)
+    assert query("SELECT line_number, reason, raw_line FROM quarantine") == [
+        (2, "truncated_last_line", '{"request_id": "cut", "timest')]
+
+
+def test_ingest_line_numbers_stay_exact_after_undecodable_lines(logs, run_hour, query):
+    lines = [json.dumps(record(i)).encode() for i in range(8)]
+    lines[1] = b'{"bad": "\xff\xfe"}'
+    lines[2] = b'{"bad": "\xc3"}'
+    lines[5] = b"{not json"
+    lines[6] = b'{"nul": "a\x00b"}'
+    logs.lines(lines)
+    meta = ingest(run_hour)
+    assert quarantine(query) == [(2, "invalid_utf8"), (3, "invalid_utf8"), (6, "malformed_json"),
+                                 (7, "unreadable_line:too_many_columns")]
+    assert sorted(r[0] for r in query("SELECT request_id FROM llm_requests")) == [
+        "req-10-00000", "req-10-00003", "req-10-00004", "req-10-00007"]
+    assert meta["lines_read"].value == 8
+
+
+def test_ingest_raw_line_is_capped(logs, run_hour, query):
+    logs.lines(["{" + "x" * 10_000])
+    ingest(run_hour)
+    assert query("SELECT length(raw_line) FROM quarantine") == [(2000,)]
+
+
+def test_ingest_reads_every_file_of_the_hour_including_gzip(logs, run_hour, query):
+    logs.records([record(i) for i in range(3)], name="a.jsonl")
+    logs.records([record(i) for i in range(3, 5)], name="b.jsonl.gz")
+    logs.records([record(9)], name="ignored.txt")
+    meta = ingest(run_hour)
+    assert meta["files"].value == 2 and meta["rows_ingested"].value == 5
+    assert query("SELECT count(DISTINCT source_file) FROM llm_requests") == [(2,)]
+
+
+def test_ingest_corrupt_gzip_is_quarantined_and_the_rest_of_the_hour_ingested(logs, run_hour, query):
+    logs.records([record(0), record(1)], name="good.jsonl")
+    (logs.folder() / "broken.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")
+    meta = ingest(run_hour)
+    assert meta["rows_ingested"].value == 2
+    assert meta["unreadable_files"].value == 1
+    (line, reason), = query("SELECT line_number, reason FROM quarantine")
+    assert line is None and reason.startswith("unreadable_file:")
+    assert meta["lines_read"].value == meta["rows_ingested"].value + meta["rows_quarantined"].value
+
+
+def test_ingest_rerun_replaces_only_its_hour(logs, run_hour, query):
+    next_hour = HOUR + timedelta(hours=1)
+    logs.records([record(i) for i in range(5)] + [record(3)])
+    logs.records([record(i, hour=next_hour) for i in range(4)], hour=next_hour)
+    ingest(run_hour)
+    ingest(run_hour, "2026-03-01-11:00")
+    snapshot = query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"), query(
+        "SELECT * FROM llm_requests ORDER BY hour, request_id")
+    ingest(run_hour)
+    ingest(run_hour)
+    assert (query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"),
+            query("SELECT * FROM llm_requests ORDER BY hour, request_id")) == snapshot
+    assert query("SELECT hour, count(*) FROM llm_requests GROUP BY hour ORDER BY hour") == [
+        (HOUR.replace(tzinfo=None), 5), (next_hour.replace(tzinfo=None), 4)]
+
+
+def test_ingest_rerun_after_a_file_changed_drops_its_old_rows(logs, run_hour, query):
+    logs.records([record(i) for i in range(5)])
+    ingest(run_hour)
+    logs.records([record(i) for i in range(2)])
+    ingest(run_hour)
+    assert query("SELECT count(*) FROM llm_requests") == [(2,)]
+
+
+def test_ingest_hour_boundary_and_offsets(logs, run_hour, query):
+    """10:59:59.999Z and 12:30+02:00 (=10:30Z) belong to hour 10; 11:00:00Z does not."""
+    logs.records([
+        record(0, timestamp="2026-03-01T10:59:59.999Z"),
+        record(1, timestamp="2026-03-01T12:30:00+02:00"),
+        record(2, timestamp="2026-03-01T10:00:00+00:00"),
+        record(3, timestamp="2026-03-01T11:00:00Z"),
+        record(4, timestamp="2026-03-01T09:59:59.999+00:00"),
+    ])
+    ingest(run_hour)
+    assert [r[0] for r in query("SELECT request_id FROM llm_requests ORDER BY 1")] == [
+        "req-10-00000", "req-10-00001", "req-10-00002"]
+    assert query("SELECT line_number, reason FROM quarantine ORDER BY 1") == [
+        (4, "timestamp_outside_hour"), (5, "timestamp_outside_hour")]
+    assert query("SELECT max(\"timestamp\") FROM llm_requests")[0][0].isoformat() == "2026-03-01T10:59:59.999000"
+
+
+def test_ingest_hour_without_files_materializes_empty(run_hour, query):
+    meta = ingest(run_hour)
+    assert meta["files"].value == 0 and meta["lines_read"].value == 0
+    assert query("SELECT count(*) FROM llm_requests") == [(0,)]
+
+
+def test_ingest_quarantine_rate_check_fails_above_one_percent(logs, run_hour):
+    logs.lines([json.dumps(record(i)) for i in range(98)] + ["{oops", "{oops"])
+    result = run_hour(assets=[llm_requests])
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "quarantine_rate" and not evaluation.passed
+    assert evaluation.metadata["value"].value == pytest.approx(0.02)
+    assert evaluation.metadata["threshold"].value == 0.01
+    assert evaluation.metadata["sample_size"].value == 100
+    assert evaluation.partition == PARTITION
+
+
+def test_ingest_quarantine_rate_check_passes_at_one_percent(logs, run_hour):
+    logs.lines([json.dumps(record(i)) for i in range(99)] + ["{oops"])
+    (evaluation,) = run_hour(assets=[llm_requests]).get_asset_check_evaluations()
+    assert evaluation.passed
