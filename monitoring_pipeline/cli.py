@@ -35,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{day:%Y-%m-%d} under {resources['logs'].root}/")
 
     instance = _instance()
-    job = defs.get_job_def("hourly_monitoring")
+    job = defs.resolve_job_def("hourly_monitoring")
     failed_checks: dict[str, list[str]] = {}
     for h in range(24):
         key = partition_key(day + timedelta(hours=h))

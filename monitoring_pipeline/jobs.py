@@ -2,12 +2,10 @@
 
 import dagster as dg
 
-from monitoring_pipeline.partitions import hourly_partitions
 
 hourly_monitoring = dg.define_asset_job(
     "hourly_monitoring",
     selection=dg.AssetSelection.groups("ingest", "metrics", "review"),
-    partitions_def=hourly_partitions,
     description="Ingest one hour of LLM logs, compute its metrics and checks, draw its review sample.",
 )
 

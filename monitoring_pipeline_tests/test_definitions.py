@@ -10,9 +10,9 @@ def test_definitions_load():
 
 
 def test_definitions_public_names_resolve():
-    assert defs.get_job_def("hourly_monitoring").partitions_def is not None
-    assert defs.get_schedule_def("hourly_monitoring_schedule").job_name == "hourly_monitoring"
-    assert defs.get_sensor_def("slack_alert_sensor")
+    assert defs.resolve_job_def("hourly_monitoring").partitions_def is not None
+    assert defs.resolve_schedule_def("hourly_monitoring_schedule").job_name == "hourly_monitoring"
+    assert defs.resolve_sensor_def("slack_alert_sensor")
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= keys

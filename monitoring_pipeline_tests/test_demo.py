@@ -1,0 +1,24 @@
+"""`monitoring-pipeline demo`: a day of sample logs, every hour run, incidents found and alerted."""
+
+import json
+
+from monitoring_pipeline.cli import main
+
+
+def test_demo_finds_each_injected_incident_and_alerts(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the demo writes under data/ by default
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["demo", "--day", "2026-03-01", "--volume", "400"]) == 0
+    out = capsys.readouterr().out
+    rows = {line[11:13]: line for line in out.splitlines() if line.startswith("2026-03-01 ")}
+    assert len(rows) == 24
+    assert "quarantine_rate" in rows["03"]
+    assert "latency_p99" in rows["06"] and "latency_avg" in rows["06"]
+    assert "error_rate" in rows["11"]
+    assert "safety_violations(CRITICAL)" in rows["15"]
+    assert "feedback_score" in rows["19"]
+    quiet = [h for h, line in rows.items() if h not in ("03", "06", "11", "15", "19")]
+    assert all(rows[h].split()[-1] == "-" for h in quiet), [rows[h] for h in quiet if rows[h].split()[-1] != "-"]
+    alerts = [json.loads(line) for line in (tmp_path / "data/alerts/dry_run.jsonl").read_text().splitlines()]
+    assert any("safety_violations" in a["text"] and "CRITICAL" in a["text"] for a in alerts)
+    assert "make dev" in out

@@ -1,0 +1,86 @@
+"""The real webserver: `dagster dev` from the repo root serves the code location over GraphQL."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUERY = """
+{
+  assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
+  repositoriesOrError { ... on RepositoryConnection { nodes {
+    jobs { name } schedules { name } sensors { name } } } }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+@pytest.fixture
+def dagster_dev(tmp_path):
+    port = _free_port()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_DUCKDB_PATH": str(tmp_path / "m.duckdb"),
+           "MONITORING_ALERTS_DB": str(tmp_path / "a.duckdb"), "MONITORING_LOG_DIR": str(tmp_path / "logs"),
+           "MONITORING_CONFIG": ""}
+    dagster = Path(sys.executable).with_name("dagster")
+    proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                data = _graphql(port, QUERY)
+                if data["assetNodes"]:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "dagster dev did not serve the code location in time"
+            time.sleep(1)
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise
+
+
+def test_webserver_serves_assets_checks_job_schedule_and_sensor(dagster_dev):
+    port, proc = dagster_dev
+    data = _graphql(port, QUERY)
+    assets = {"/".join(n["assetKey"]["path"]): {c["name"] for c in n["assetChecksOrError"].get("checks", [])}
+              for n in data["assetNodes"]}
+    assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= set(assets)
+    assert assets["hourly_metrics"] >= {"latency_p99", "latency_avg", "error_rate", "token_budget",
+                                        "feedback_score", "safety_violations"}
+    assert "quarantine_rate" in assets["llm_requests"]
+    (repo,) = data["repositoriesOrError"]["nodes"]
+    assert "hourly_monitoring" in {j["name"] for j in repo["jobs"]}
+    assert "hourly_monitoring_schedule" in {s["name"] for s in repo["schedules"]}
+    assert "slack_alert_sensor" in {s["name"] for s in repo["sensors"]}
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0  # stops cleanly on SIGTERM
