@@ -20,3 +20,15 @@ def test_definitions_public_names_resolve():
     assert {("hourly_metrics", name) for name in (
         "latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")} <= checks
     assert ("llm_requests", "quarantine_rate") in checks
+
+
+def test_readme_log_contract_matches_the_schema():
+    """The README's field table is the contract users read: it must list what ingest enforces."""
+    from pathlib import Path
+
+    from monitoring_pipeline.schema import FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for field in FIELDS:
+        row = f"| `{field.name}` | {field.kind} | {'yes' if field.required else 'no'} | {field.description} |"
+        assert row in readme, row
