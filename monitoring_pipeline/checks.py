@@ -77,7 +77,7 @@ def evaluate(check: ThresholdCheck, overall: dict, per_model: list[dict], config
             "value": overall[check.metric],
             "threshold": overall_threshold,
             "sample_size": overall[check.sample] or 0,
-            "min_sample": min_sample,
+            "min_sample": dg.MetadataValue.text(str(min_sample)),  # text: not worth a plot
             "breaches": breaches,
             "scopes": dg.MetadataValue.md(_table(rows)),
         },
