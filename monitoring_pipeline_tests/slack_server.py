@@ -24,6 +24,7 @@ class SlackServer:
         self.requests: list[dict] = []
         self.behaviours: list = []
         self.visible: list[dict] = []
+        self.channels = {"#llm-alerts", "#llm-alerts-critical"}  # the workspace's channels
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -79,7 +80,7 @@ class SlackServer:
                     server.requests.append({"method": method, "body": body,
                                             "authorization": self.headers.get("Authorization")})
                 if method == "conversations.list":
-                    names = sorted({m["channel"] for m in server.posted()})
+                    names = sorted(server.channels | {m["channel"] for m in server.posted()})
                     self._answer(200, {"ok": True, "channels": [{"id": _id(n), "name": n.lstrip("#")} for n in names]})
                     return
                 if method == "conversations.history":
