@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from monitoring_pipeline.alerts import commands as alert_commands
+
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--day", help="UTC day to simulate, YYYY-MM-DD (default: yesterday)")
     demo.add_argument("--volume", type=int, default=1000, help="mean requests per hour (default 1000)")
     demo.set_defaults(func=cmd_demo)
+    alert_commands.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

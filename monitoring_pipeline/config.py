@@ -5,6 +5,7 @@ defaults, and validated once. Nothing here reads the environment at import time.
 """
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -45,10 +46,31 @@ class ReviewConfig(_Strict):
     output_dir: str
 
 
+class Silence(_Strict):
+    """Mutes alerts for a check and/or a model (scope) until `until`. Muted alerts are still logged."""
+
+    check: str | None = None
+    model: str | None = None
+    until: datetime
+    reason: str = ""
+
+    def matches(self, check: str, scope: str, now: datetime) -> bool:
+        """`now` is naive UTC, like every timestamp in the notification log."""
+        return ((self.check is None or self.check == check) and (self.model is None or self.model == scope)
+                and now < naive_utc(self.until))
+
+
 class AlertsConfig(_Strict):
     channel: str
+    critical_channel: str
     dry_run_file: str
     dagster_url: str
+    repeat_interval_hours: float = Field(gt=0)
+    retry_after_cap_s: float = Field(gt=0)
+    loud_after_failed_ticks: int = Field(ge=1)
+    missing_logs_after_minutes: int = Field(ge=0)
+    missing_logs_lookback_hours: int = Field(ge=1)
+    silences: list[Silence] = []
 
 
 class MonitoringConfig(_Strict):
@@ -71,6 +93,10 @@ class MonitoringConfig(_Strict):
         if key == "hourly_token_budget":
             return self.hourly_token_budget
         return getattr(self.thresholds, key)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from monitoring_pipeline.alerts.delivery import AlertDelivery
-from monitoring_pipeline.alerts.sensor import slack_alert_sensor
+from monitoring_pipeline.alerts.sensor import missing_logs_sensor, slack_alert_sensor
 from monitoring_pipeline.assets.ingest import llm_requests
 from monitoring_pipeline.assets.metrics import hourly_metrics
 from monitoring_pipeline.assets.review import review_sample
 from monitoring_pipeline.jobs import hourly_monitoring, hourly_monitoring_schedule
-from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 
 
 def build_resources() -> dict:
@@ -19,6 +19,7 @@ def build_resources() -> dict:
         "logs": LogSource(),
         "settings": MonitoringSettings(),
         "alert_delivery": AlertDelivery(),
+        "clock": Clock(),
     }
 
 
@@ -26,6 +27,6 @@ defs = dg.Definitions(
     assets=[llm_requests, hourly_metrics, review_sample],
     jobs=[hourly_monitoring],
     schedules=[hourly_monitoring_schedule],
-    sensors=[slack_alert_sensor],
+    sensors=[slack_alert_sensor, missing_logs_sensor],
     resources=build_resources(),
 )

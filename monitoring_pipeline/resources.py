@@ -3,14 +3,14 @@
 import os
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
 import duckdb
 
-from monitoring_pipeline.config import MonitoringConfig, get_config
+from monitoring_pipeline.config import MonitoringConfig, get_config, naive_utc
 
 LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")
 
@@ -76,3 +76,15 @@ class MonitoringSettings(dg.ConfigurableResource):
 
     def load(self) -> MonitoringConfig:
         return get_config(self.config_path or None)
+
+
+class Clock(dg.ConfigurableResource):
+    """The time the alert sensors act on, as naive UTC. Tests pin it (`fixed`, ISO 8601) to script
+    hours of alerting without sleeping."""
+
+    fixed: str = ""
+
+    def now(self) -> datetime:
+        if self.fixed:
+            return naive_utc(datetime.fromisoformat(self.fixed))
+        return datetime.now(timezone.utc).replace(tzinfo=None)

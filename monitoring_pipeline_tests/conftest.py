@@ -14,7 +14,7 @@ from monitoring_pipeline.alerts.delivery import AlertDelivery
 from monitoring_pipeline.assets.ingest import llm_requests
 from monitoring_pipeline.assets.metrics import hourly_metrics
 from monitoring_pipeline.assets.review import review_sample
-from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 from monitoring_pipeline_tests.slack_server import SlackServer
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
@@ -109,6 +109,7 @@ def resources(tmp_path, logs, config_file) -> dict:
         "logs": LogSource(log_dir=str(logs.root)),
         "settings": MonitoringSettings(config_path=str(config_file.path)),
         "alert_delivery": AlertDelivery(timeout_s=2),
+        "clock": Clock(fixed="2026-03-01T11:10:00+00:00"),
     }
 
 

@@ -13,6 +13,7 @@ def test_definitions_public_names_resolve():
     assert defs.resolve_job_def("hourly_monitoring").partitions_def is not None
     assert defs.resolve_schedule_def("hourly_monitoring_schedule").job_name == "hourly_monitoring"
     assert defs.resolve_sensor_def("slack_alert_sensor")
+    assert defs.resolve_sensor_def("missing_logs_sensor")
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= keys

@@ -1,16 +1,36 @@
-"""Where alerts go: Slack through slack_sdk when SLACK_BOT_TOKEN is set, else a dry-run file."""
+"""Where alerts go: Slack through slack_sdk when SLACK_BOT_TOKEN is set, else a dry-run file.
+
+What the client retries: nothing. slack_sdk's default ConnectionErrorRetryHandler re-sends a
+request after a connection reset, and Slack may already have posted it: a duplicate in the
+channel. So the client makes exactly one request per attempt and reports what it knows:
+- refused (an HTTP error answer such as 429 or 5xx, or a refused connection): not posted, retry
+  later (a 429's Retry-After is honoured, capped);
+- unknown (reset after the request went out, timeout): maybe posted. Every message carries its
+  notification id in Slack message metadata, and before trying again the sensor looks for that
+  id in the channel's recent history (`find_posted`).
+"""
 
 import json
 import os
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.error import URLError
 
 import dagster as dg
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+EVENT_TYPE = "llm_monitoring_alert"
 
 
 class DeliveryError(Exception):
-    """The alert may not have arrived; it stays pending. The message never holds the token."""
+    """The message was not delivered, or may not have been. Never holds the token."""
+
+    def __init__(self, message: str, outcome_known: bool, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.outcome_known = outcome_known
+        self.retry_after_s = retry_after_s
 
 
 class AlertDelivery(dg.ConfigurableResource):
@@ -19,33 +39,101 @@ class AlertDelivery(dg.ConfigurableResource):
 
     token_env_var: str = "SLACK_BOT_TOKEN"
     api_url_env_var: str = "SLACK_API_URL"
-    timeout_s: int = 10
+    timeout_s: float = 10
 
     def destination(self, dry_run_file: str) -> str:
         return "slack" if os.environ.get(self.token_env_var) else dry_run_file
 
-    def send(self, channel: str, text: str, blocks: list, dry_run_file: str) -> None:
-        token = os.environ.get(self.token_env_var)
-        if not token:
-            _append_dry_run(Path(dry_run_file), {"channel": channel, "text": text, "blocks": blocks})
-            return
+    def _client(self) -> tuple[WebClient, str]:
+        token = os.environ[self.token_env_var]
         base_url = os.environ.get(self.api_url_env_var) or WebClient.BASE_URL
-        # No automatic retries: a retried request may already have been posted. Retrying is the
-        # outbox's job, one tick later.
-        client = WebClient(token=token, base_url=base_url.rstrip("/") + "/", timeout=self.timeout_s, retry_handlers=[])
+        return WebClient(token=token, base_url=base_url.rstrip("/") + "/", timeout=self.timeout_s,
+                         retry_handlers=[]), token
+
+    def send(self, notification_id: str, channel: str, text: str, blocks: list, dry_run_file: str) -> str | None:
+        """Post one message; returns Slack's ts. Raises DeliveryError saying whether it may have arrived."""
+        if not os.environ.get(self.token_env_var):
+            _append_dry_run(Path(dry_run_file), {"notification_id": notification_id, "channel": channel,
+                                                 "text": text, "blocks": blocks})
+            return None
+        client, token = self._client()
         try:
-            client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-        except Exception as err:  # noqa: BLE001 - any failure means "not known delivered"
-            raise DeliveryError(_describe(err, token)) from None
+            response = client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"notification_id": notification_id}},
+            )
+            return response.get("ts")
+        except Exception as err:  # noqa: BLE001 - classified below; anything else is "unknown"
+            raise _classify(err, token) from None
+
+    def find_posted(self, notification_id: str, channel: str, since: datetime | None, dry_run_file: str) -> bool:
+        """Whether a message with this notification id is already in the channel (or the dry-run file)."""
+        if not os.environ.get(self.token_env_var):
+            path = Path(dry_run_file)
+            return path.exists() and any(json.loads(line).get("notification_id") == notification_id
+                                         for line in path.read_text(encoding="utf-8").splitlines() if line)
+        client, token = self._client()
+        try:
+            channel_id = _channel_id(client, channel)
+            oldest = f"{since.replace(tzinfo=timezone.utc).timestamp() - 300:.6f}" if since else None
+            cursor = None
+            while True:
+                page = client.conversations_history(channel=channel_id, oldest=oldest, include_all_metadata=True,
+                                                    limit=200, cursor=cursor)
+                for message in page.get("messages", []):
+                    payload = (message.get("metadata") or {}).get("event_payload") or {}
+                    if payload.get("notification_id") == notification_id:
+                        return True
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return False
+        except Exception as err:  # noqa: BLE001
+            raise _classify(err, token) from None
 
 
-def _describe(err: Exception, token: str) -> str:
-    response = getattr(err, "response", None)
-    if response is not None:
-        detail = f"HTTP {response.status_code} {response.data.get('error', '') if isinstance(response.data, dict) else ''}"
-    else:
-        detail = f"{type(err).__name__}: {err}"
-    return detail.replace(token, "***").strip()
+def _channel_id(client: WebClient, channel: str) -> str:
+    """conversations.history takes ids; the configuration may name channels (#alerts)."""
+    if not channel.startswith("#"):
+        return channel
+    cursor = None
+    while True:
+        page = client.conversations_list(types="public_channel,private_channel", limit=1000, cursor=cursor)
+        for conv in page.get("channels", []):
+            if conv.get("name") == channel[1:]:
+                return conv["id"]
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            raise DeliveryError(f"channel {channel} not found (is the bot a member?)", outcome_known=True)
+
+
+def _classify(err: Exception, token: str) -> DeliveryError:
+    if isinstance(err, DeliveryError):
+        return err
+    if isinstance(err, SlackApiError):  # Slack answered: it did not post
+        response = err.response
+        error = response.data.get("error", "") if isinstance(response.data, dict) else ""
+        retry_after = _retry_after(response.headers) if response.status_code == 429 else None
+        return DeliveryError(_clean(f"HTTP {response.status_code} {error}".strip(), token), True, retry_after)
+    reason = getattr(err, "reason", err) if isinstance(err, URLError) else err
+    refused = isinstance(reason, ConnectionRefusedError)
+    kind = "timeout" if isinstance(reason, (TimeoutError, socket.timeout)) else type(reason).__name__
+    return DeliveryError(_clean(f"{kind}: {reason}", token), outcome_known=refused)
+
+
+def _retry_after(headers) -> float | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                return None
+            return seconds if seconds >= 0 else None
+    return None
+
+
+def _clean(text: str, token: str) -> str:
+    return text.replace(token, "***")
 
 
 def _append_dry_run(path: Path, message: dict) -> None:

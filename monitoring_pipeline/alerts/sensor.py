@@ -1,53 +1,182 @@
-"""slack_alert_sensor: failed check evaluations -> the notification log -> Slack."""
+"""The alert sensors. They write what to say to the notification log; `slack_alert_sensor` also
+delivers everything the log holds, so every alert (checks, failed runs, missing logs, tests) gets
+the same guarantees: written before it is posted, retried until Slack takes it, never posted twice.
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import duckdb
 
-from monitoring_pipeline.alerts import outbox
+from monitoring_pipeline.alerts import notification_log as log
 from monitoring_pipeline.alerts.delivery import AlertDelivery, DeliveryError
-from monitoring_pipeline.alerts.evaluations import new_failed_checks
-from monitoring_pipeline.alerts.messages import failed_check_message
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline.alerts.evaluations import INGEST_ASSET, FinishedRun, finished_runs
+from monitoring_pipeline.alerts.incidents import Notice, active_silences, apply
+from monitoring_pipeline.alerts.messages import checks_message, hour_label, simple_message
+from monitoring_pipeline.config import MonitoringConfig
+from monitoring_pipeline.partitions import hourly_partitions, partition_key
+from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 
 MAX_POSTS_PER_TICK = 20  # Slack allows about one message per second per channel
+
+
+class AlertDeliveryFailing(Exception):
+    """Raised at the end of a tick (after its work is saved) so the tick shows as failed in the UI."""
+
+
+def record_run(conn: duckdb.DuckDBPyConnection, run: FinishedRun, config: MonitoringConfig, now: datetime,
+               silences) -> int:
+    """Move incidents by one finished run and write its messages (one per channel). Returns how many to post."""
+    notices: list[Notice] = []
+    suppressed: list[str] = []
+    for evaluation in run.evaluations:
+        if run.ingest_failed and evaluation.asset != INGEST_ASSET:
+            suppressed.append(evaluation.check)  # the ingestion alert (the failed run) says it all
+            continue
+        notices.extend(apply(conn, evaluation, config, now, silences))
+    title = f"{run.job_name}, {hour_label(run.partition)}" if run.partition else run.job_name
+    new = 0
+    if run.failed:
+        steps = ", ".join(run.failed_steps) or "none (the run did not start or crashed)"
+        text, blocks = simple_message(
+            f"Run failed: {title}",
+            [f"Failed steps: {steps}.", f"{(run.failure or '').strip()[:500]}",
+             *([f"Checks not alerted on top of the failed ingestion: {', '.join(sorted(set(suppressed)))}."]
+               if suppressed else [])],
+            f"{config.alerts.dagster_url.rstrip('/')}/runs/{run.run_id}",
+        )
+        new += log.record(conn, f"run_failure:{run.run_id}", "run_failure", config.alerts.channel,
+                          [INGEST_ASSET] if run.ingest_failed else [], text, blocks, now)
+    by_channel: dict[tuple[str, bool], list[Notice]] = defaultdict(list)
+    for n in notices:
+        channel = config.alerts.critical_channel if n.critical else config.alerts.channel
+        by_channel[(channel, n.silenced_by is not None)].append(n)
+    for (channel, muted), group in sorted(by_channel.items()):
+        text, blocks = checks_message(group, config.alerts.dagster_url, title)
+        if muted:
+            text = "MUTED (not posted): " + "; ".join(sorted({n.silenced_by for n in group})) + " | " + text
+        new += log.record(conn, f"{run.run_id}:{channel}{':muted' if muted else ''}", "checks", channel,
+                          sorted({n.check for n in group}), text, blocks, now, "muted" if muted else "pending") and not muted
+    return new
+
+
+def deliver(conn: duckdb.DuckDBPyConnection, delivery: AlertDelivery, config: MonitoringConfig, now: datetime,
+            logger) -> tuple[int, str | None]:
+    """Post what is due, oldest first, stopping at the first failure. Returns (delivered, last error)."""
+    sent = 0
+    for n in log.due(conn, now)[:MAX_POSTS_PER_TICK]:
+        if n.status == "posting":  # an earlier attempt may have landed: look before posting again
+            try:
+                found = delivery.find_posted(n.notification_id, n.channel, n.last_attempt_at, config.alerts.dry_run_file)
+            except DeliveryError as err:
+                log.mark_failed(conn, n.notification_id, f"checking whether it was posted: {err}", None, False)
+                return sent, f"{n.notification_id}: {err}"
+            if found:
+                logger.info(f"{n.notification_id} was already posted by an earlier attempt; not posting again")
+                log.mark_sent(conn, n.notification_id, now, None)
+                sent += 1
+                continue
+        log.mark_posting(conn, n.notification_id, now)
+        try:
+            ts = delivery.send(n.notification_id, n.channel, n.text, n.blocks, config.alerts.dry_run_file)
+        except DeliveryError as err:
+            wait = None if err.retry_after_s is None else min(err.retry_after_s, config.alerts.retry_after_cap_s)
+            log.mark_failed(conn, n.notification_id, str(err), now + timedelta(seconds=wait) if wait else None,
+                            err.outcome_known)
+            return sent, f"{n.notification_id}: {err} (failure {n.failures + 1})"
+        log.mark_sent(conn, n.notification_id, now, ts)
+        sent += 1
+    return sent, None
 
 
 @dg.sensor(
     name="slack_alert_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts each failed check evaluation to Slack once; retries what Slack did not take.",
+    description="Turns finished runs (check results, failures) into incidents and messages, and delivers "
+                "every message in the notification log to Slack: once, retried until Slack takes it.",
 )
 def slack_alert_sensor(
     context: dg.SensorEvaluationContext,
     alert_state: DuckDBWarehouse,
     alert_delivery: AlertDelivery,
     settings: MonitoringSettings,
+    clock: Clock,
 ) -> dg.SkipReason:
     config = settings.load()
-    failed, next_cursor = new_failed_checks(context.instance, context.cursor)
-    alerts = []
-    for check in failed:
-        text, blocks = failed_check_message(check, config.alerts.dagster_url)
-        alerts.append(outbox.Alert(check.alert_id, config.alerts.channel, text, blocks))
+    now = clock.now()
     with alert_state.get_connection() as conn:
-        outbox.ensure(conn)
-        new = outbox.enqueue(conn, alerts)
-        # The cursor is saved only when the tick returns; the outbox already holds what it found.
-        context.update_cursor(next_cursor)
-        sent, waiting, error = 0, outbox.pending(conn), None
-        for alert in waiting[:MAX_POSTS_PER_TICK]:
-            try:
-                alert_delivery.send(alert.channel, alert.text, alert.blocks, config.alerts.dry_run_file)
-            except DeliveryError as err:
-                outbox.mark_failed(conn, alert.alert_id, str(err))
-                error = f"{alert.alert_id}: {err} (attempt {alert.attempts + 1})"
-                break  # Slack is down or limiting us: try again next tick, in order
-            outbox.mark_sent(conn, alert.alert_id)
-            sent += 1
-    summary = f"{new} new alert(s), {sent} delivered to {alert_delivery.destination(config.alerts.dry_run_file)}, {len(waiting) - sent} pending"
+        log.ensure(conn)
+        # The run cursor lives in the notification log, written in the same transaction as what the
+        # runs produced: a crash re-reads nothing twice and skips nothing.
+        runs, next_cursor = finished_runs(context.instance, log.get_cursor(conn, "runs"))
+        conn.execute("BEGIN TRANSACTION")
+        silences = active_silences(conn, config, now)
+        new = 0
+        for run in runs:
+            if not log.run_processed(conn, run.run_id):
+                new += record_run(conn, run, config, now, silences)
+                log.mark_run_processed(conn, run.run_id, now)
+        log.set_cursor(conn, "runs", next_cursor)
+        conn.execute("COMMIT")
+        sent, error = deliver(conn, alert_delivery, config, now, context.log)
+        waiting, worst = log.waiting(conn)
+    summary = (f"{len(runs)} run(s) read, {new} new message(s), {sent} delivered to "
+               f"{alert_delivery.destination(config.alerts.dry_run_file)}, {waiting} waiting")
     if error:
         context.log.error(f"Alert delivery failed, will retry: {error}")
         summary += f"; last error: {error}"
-    elif sent or new:
+    if worst >= config.alerts.loud_after_failed_ticks:
+        message = (f"ALERTS ARE NOT GETTING THROUGH: {waiting} message(s) waiting, one has failed {worst} times. "
+                   f"{summary}")
+        context.log.error(message)
+        raise AlertDeliveryFailing(message)
+    if sent or new:
         context.log.info(summary)
     return dg.SkipReason(summary)
+
+
+@dg.sensor(
+    name="missing_logs_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts when an hour has no log files by its deadline (alerts.missing_logs_after_minutes).",
+)
+def missing_logs_sensor(
+    context: dg.SensorEvaluationContext,
+    alert_state: DuckDBWarehouse,
+    logs: LogSource,
+    settings: MonitoringSettings,
+    clock: Clock,
+) -> dg.SkipReason:
+    config = settings.load()
+    now = clock.now()
+    deadline = timedelta(minutes=config.alerts.missing_logs_after_minutes)
+    newest = (now - deadline - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    start = hourly_partitions.start.replace(tzinfo=None)
+    hours = [newest - timedelta(hours=i) for i in range(config.alerts.missing_logs_lookback_hours)]
+    missing = [h for h in hours if h >= start and not logs.files_for_hour(h)]
+    with alert_state.get_connection() as conn:
+        log.ensure(conn)
+        conn.execute("BEGIN TRANSACTION")
+        new = [h for h in sorted(missing) if log.record_missing_hour(conn, _key(h), now)]
+        if new:
+            keys = [_key(h) for h in new]
+            text, blocks = simple_message(
+                f"No logs arrived for {len(new)} hour(s)",
+                [f"No *.jsonl(.gz) files under {logs.root} for: " + ", ".join(hour_label(k) for k in keys) + ".",
+                 f"Deadline: {config.alerts.missing_logs_after_minutes} min after each hour closed. "
+                 "Is the app logging? Is the log shipper running?"],
+                f"{config.alerts.dagster_url.rstrip('/')}/assets/{INGEST_ASSET}",
+            )
+            log.record(conn, f"missing_logs:{keys[0]}..{keys[-1]}", "missing_logs", config.alerts.channel,
+                       ["missing_logs"], text, blocks, now)
+        conn.execute("COMMIT")
+    if new:
+        context.log.warning(f"No logs for {len(new)} hour(s); alert queued for slack_alert_sensor")
+    return dg.SkipReason(f"{len(missing)} hour(s) without logs in the last {len(hours)}, {len(new)} newly reported")
+
+
+def _key(naive_utc_hour: datetime) -> str:
+    return partition_key(naive_utc_hour.replace(tzinfo=timezone.utc))
