@@ -9,6 +9,7 @@ from monitoring_pipeline.assets.metrics import hourly_metrics
 from monitoring_pipeline.assets.review import review_sample
 from monitoring_pipeline.jobs import hourly_monitoring, hourly_monitoring_schedule
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.sensors.late_logs import late_logs_sensor
 
 
 def build_resources() -> dict:
@@ -26,6 +27,6 @@ defs = dg.Definitions(
     assets=[llm_requests, hourly_metrics, review_sample],
     jobs=[hourly_monitoring],
     schedules=[hourly_monitoring_schedule],
-    sensors=[slack_alert_sensor],
+    sensors=[slack_alert_sensor, late_logs_sensor],
     resources=build_resources(),
 )
