@@ -37,7 +37,12 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
     (workdir / "config.yaml").write_text(
         f"review: {{output_dir: {workdir / 'review'}}}\nalerts: {{dry_run_file: {workdir / 'alerts.jsonl'}}}\n"
     )
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_DUCKDB_PATH": str(workdir / "monitoring.duckdb"),
+    # The daemon's run workers import the code afresh for every run: give them a frozen copy, so
+    # editing the working tree while a long backfill runs cannot change what it measures.
+    code = workdir / "code"
+    shutil.copytree(Path(__file__).resolve().parent, code / "monitoring_pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(code), "DAGSTER_HOME": str(home), "MONITORING_DUCKDB_PATH": str(workdir / "monitoring.duckdb"),
            "MONITORING_ALERTS_DB": str(workdir / "alerts.duckdb"), "MONITORING_LOG_DIR": str(workdir / "logs"),
            "MONITORING_CONFIG": str(workdir / "config.yaml"),
            "MONITORING_PARTITIONS_START": f"{first_day:%Y-%m-%d}"}
