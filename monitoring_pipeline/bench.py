@@ -83,11 +83,12 @@ def generate(path: Path, rows: int) -> None:
 def phase_duckdb(work: Path, log_file: Path) -> dict:
     import duckdb
 
+    started = time.monotonic()
     with duckdb.connect(str(work / "floor.duckdb")) as conn:
         conn.execute("CREATE OR REPLACE TABLE raw AS SELECT * FROM read_json($f, format = 'newline_delimited', "
                      "ignore_errors = true)", {"f": str(log_file)})
         rows = conn.execute("SELECT count(*) FROM raw").fetchone()[0]
-    return {"rows": rows}
+    return {"rows": rows, "work_seconds": time.monotonic() - started}
 
 
 def phase_pipeline(work: Path, log_file: Path) -> dict:
@@ -102,15 +103,17 @@ def phase_pipeline(work: Path, log_file: Path) -> dict:
     resources = {**defs.resources, "warehouse": DuckDBWarehouse(database=str(db)),
                  "logs": LogSource(log_dir=str(work / "logs")), "settings": MonitoringSettings(config_path=str(config))}
     with dg.instance_for_test() as instance:
+        started = time.monotonic()
         result = dg.materialize(_pipeline_assets(), partition_key=PARTITION, resources=resources,
                                 instance=instance, raise_on_error=True)
+        seconds = time.monotonic() - started
     meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
             for e in result.get_asset_materialization_events()}
     checks = result.get_asset_check_evaluations()
     return {"rows": meta["llm_requests"]["rows_ingested"].value,
             "quarantined": meta["llm_requests"]["rows_quarantined"].value,
             "review_rows": meta["review_sample"]["rows"].value,
-            "checks": len(checks), "db_bytes": db.stat().st_size}
+            "checks": len(checks), "db_bytes": db.stat().st_size, "work_seconds": seconds}
 
 
 def _pipeline_assets() -> list:
@@ -125,13 +128,14 @@ def _pipeline_assets() -> list:
 def phase_pandas(work: Path, log_file: Path) -> dict:
     import pandas as pd
 
+    started = time.monotonic()
     df = pd.read_json(log_file, lines=True)
     df = df[df["latency_ms"].notna()]
     by_model = df.groupby("model").agg(requests=("request_id", "count"), latency_avg=("latency_ms", "mean"),
                                        latency_p99=("latency_ms", lambda s: s.quantile(0.99)),
                                        errors=("status", lambda s: (s == "error").sum()),
                                        tokens=("input_tokens", "sum"))
-    return {"rows": int(len(df)), "models": int(len(by_model))}
+    return {"rows": int(len(df)), "models": int(len(by_model)), "work_seconds": time.monotonic() - started}
 
 
 PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pandas": phase_pandas}
@@ -170,12 +174,15 @@ def run(args: argparse.Namespace) -> int:
         results = {}
         for name in phases:
             results[name] = r = run_phase(name, work, log_file)
-            print(f"  {LABELS[name]:<48} {r['seconds']:>8.2f} s  peak {_mb(r['peak_rss_bytes']):>9}  "
-                  f"rows {r['rows']:,}", flush=True)
-        a, b = results["duckdb"]["seconds"], results["pipeline"]["seconds"]
-        print(f"  b/a = {b / a:.2f} (target <= 1.5)", end="")
+            print(f"  {LABELS[name]:<52} {r['seconds']:>7.2f} s (work {r['work_seconds']:>6.2f} s)  "
+                  f"peak {_mb(r['peak_rss_bytes']):>9}  rows {r['rows']:,}", flush=True)
+        a, b = results["duckdb"], results["pipeline"]
+        print(f"  b/a = {b['seconds'] / a['seconds']:.2f} (target <= 1.5); work only (the read or materialize call alone, "
+              f"no process start-up) {b['work_seconds'] / a['work_seconds']:.2f}", end="")
         if "pandas" in results:
-            print(f"   c/b = {results['pandas']['seconds'] / b:.2f}", end="")
+            c = results["pandas"]
+            print(f"\n  c/b = {c['seconds'] / b['seconds']:.2f}; work only {c['work_seconds'] / b['work_seconds']:.2f}",
+                  end="")
         p = results["pipeline"]
         print(f"\n  pipeline: {p['rows']:,} rows ingested, {p['quarantined']} quarantined, {p['review_rows']:,} in the "
               f"review sample, {p['checks']} check evaluations; warehouse {_mb(p['db_bytes'])} = "
