@@ -19,3 +19,18 @@ hourly_monitoring_schedule = dg.build_schedule_from_partitioned_job(
     minute_of_hour=10,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+storage_retention_job = dg.define_asset_job(
+    "storage_retention_job",
+    selection=dg.AssetSelection.groups("maintenance"),
+    description="Drop old prompt/response text and quarantine rows per `retention:`, then compact the warehouse.",
+)
+
+# Daily, away from the hourly runs' minute; it takes the DuckDB pool's slot like any writer.
+storage_retention_schedule = dg.ScheduleDefinition(
+    name="storage_retention_schedule",
+    job=storage_retention_job,
+    cron_schedule="40 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
