@@ -61,20 +61,46 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
 
 class LogSource(dg.ConfigurableResource):
-    """The app's log folder: Hive-style hourly folders dt=YYYY-MM-DD/hour=HH/ of *.jsonl(.gz)."""
+    """The app's log folder: Hive-style hourly folders dt=YYYY-MM-DD/hour=HH/ of *.jsonl(.gz).
+    The root may be a URL DuckDB reads (s3://bucket/prefix, gs://..., az://...): files are then
+    listed with DuckDB's glob() through its httpfs extension, and ingest reads them unchanged."""
 
     log_dir: str = ""  # empty: $MONITORING_LOG_DIR, else data/logs
 
     @property
-    def root(self) -> Path:
-        return Path(self.log_dir or os.environ.get("MONITORING_LOG_DIR") or "data/logs")
+    def location(self) -> str:
+        return (self.log_dir or os.environ.get("MONITORING_LOG_DIR") or "data/logs").rstrip("/")
 
-    def hour_dir(self, hour: datetime) -> Path:
-        return self.root / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+    @property
+    def is_remote(self) -> bool:
+        return "://" in self.location
+
+    @property
+    def root(self) -> Path:
+        """The local folder (for remote roots there is none)."""
+        if self.is_remote:
+            raise ValueError(f"{self.location} is remote: no local folder")
+        return Path(self.location)
+
+    def hour_dir(self, hour: datetime) -> str:
+        return f"{self.location}/dt={hour:%Y-%m-%d}/hour={hour:%H}"
+
+    def hour_globs(self, hour: datetime) -> list[str]:
+        return [f"{self.hour_dir(hour)}/{pattern}" for pattern in LOG_PATTERNS]
 
     def files_for_hour(self, hour: datetime) -> list[str]:
-        folder = self.hour_dir(hour)
+        if self.is_remote:
+            return duckdb_glob(self.hour_globs(hour))
+        folder = Path(self.hour_dir(hour))
         return sorted(str(p) for pattern in LOG_PATTERNS for p in folder.glob(pattern) if p.is_file())
+
+
+def duckdb_glob(patterns: list[str]) -> list[str]:
+    """Files matching the patterns, as DuckDB lists them (object stores included: httpfs is
+    autoloaded for s3://, gs://, https://; credentials come from DuckDB secrets or the usual
+    AWS_* variables)."""
+    with duckdb.connect() as conn:
+        return sorted({f for p in patterns for (f,) in conn.execute("SELECT file FROM glob($p)", {"p": p}).fetchall()})
 
 
 class MonitoringSettings(dg.ConfigurableResource):

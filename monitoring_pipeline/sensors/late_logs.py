@@ -36,6 +36,8 @@ def hour_fingerprints(logs: LogSource) -> dict[str, str]:
     description="Re-runs hourly_monitoring for an already materialized hour whose log files appeared or changed.",
 )
 def late_logs_sensor(context: dg.SensorEvaluationContext, logs: LogSource):
+    if logs.is_remote:
+        return dg.SkipReason(f"{logs.location} is an object store: use its event notifications instead.")
     current = hour_fingerprints(logs)
     if context.cursor is None:
         context.update_cursor(json.dumps(current))
