@@ -138,7 +138,29 @@ def phase_pandas(work: Path, log_file: Path) -> dict:
     return {"rows": int(len(df)), "models": int(len(by_model)), "work_seconds": time.monotonic() - started}
 
 
-PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pandas": phase_pandas}
+def phase_storage(work: Path, log_file: Path) -> dict:
+    """Not a contestant: what the warehouse stores per request, then after storage_retention drops
+    the texts (text_days: 0) and compacts the file."""
+    import dagster as dg
+
+    from monitoring_pipeline.assets.retention import storage_retention
+    from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+
+    config = work / "retention.yaml"
+    config.write_text("retention: {text_days: 0, quarantine_days: 0, compact: true}\n")
+    db = work / "monitoring.duckdb"
+    before = db.stat().st_size
+    started = time.monotonic()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([storage_retention], instance=instance, resources={
+            "warehouse": DuckDBWarehouse(database=str(db)), "settings": MonitoringSettings(config_path=str(config))},
+            run_config={"ops": {"storage_retention": {"config": {"as_of": "2100-01-01T00:00:00+00:00"}}}})
+    meta = result.asset_materializations_for_node("storage_retention")[0].metadata
+    return {"rows": meta["texts_dropped"].value, "bytes_before": before, "bytes_after": db.stat().st_size,
+            "work_seconds": time.monotonic() - started}
+
+
+PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pandas": phase_pandas, "storage": phase_storage}
 
 
 def run_phase(name: str, work: Path, log_file: Path) -> dict:
@@ -162,7 +184,9 @@ def _mb(n: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    work = Path(args.dir or tempfile.mkdtemp(prefix="monitoring-bench-"))
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="monitoring-bench-", dir=args.dir))  # only this is removed after
     log_file = work / "logs" / "dt=2026-03-01" / "hour=10" / "bench.jsonl"
     try:
         t = time.monotonic()
@@ -187,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n  pipeline: {p['rows']:,} rows ingested, {p['quarantined']} quarantined, {p['review_rows']:,} in the "
               f"review sample, {p['checks']} check evaluations; warehouse {_mb(p['db_bytes'])} = "
               f"{p['db_bytes'] / max(p['rows'], 1):,.0f} B/request")
+        results["storage"] = st = run_phase("storage", work, log_file)
+        n = max(p["rows"], 1)
+        print(f"  storage: {st['bytes_before'] / n:,.0f} B/request with prompt/response; "
+              f"{st['bytes_after'] / n:,.0f} B/request after storage_retention dropped the text and compacted "
+              f"({st['seconds']:.1f} s, peak {_mb(st['peak_rss_bytes'])})")
         if args.json:
             Path(args.json).write_text(json.dumps({"rows": args.rows, "file_bytes": size, **results}, indent=2))
         return 0
@@ -206,7 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="log lines in the hour (default 100,000)")
     parser.add_argument("--keep", action="store_true", help="keep the generated logs and databases")
     parser.add_argument("--skip-pandas", action="store_true", help="skip (c): pandas needs several GB at 1M+ rows")
-    parser.add_argument("--dir", help="working directory (default: a new temporary one)")
+    parser.add_argument("--dir", help="where to create the working directory (default: the system's temp folder)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
 
 
