@@ -21,5 +21,8 @@ test: $(BIN)/.installed
 dev: $(BIN)/.installed
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
+bench: $(BIN)/.installed
+	$(BIN)/monitoring-pipeline bench --rows $(or $(ROWS),1000000)
+
 clean:
 	rm -rf $(VENV) data .dagster_home

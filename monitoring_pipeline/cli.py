@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--volume", type=int, default=1000, help="mean requests per hour (default 1000)")
     demo.set_defaults(func=cmd_demo)
     alert_commands.register(sub)
+    from monitoring_pipeline import bench, bench_backfill  # stdlib-only imports at module level
+
+    bench_cmd = sub.add_parser("bench", help="time an hour of N log lines: bare DuckDB vs this pipeline vs pandas")
+    bench.add_arguments(bench_cmd)
+    bench_cmd.set_defaults(func=bench.run)
+    backfill_cmd = sub.add_parser("bench-backfill", help="a real backfill of days of demo logs through dagster-daemon")
+    bench_backfill.add_arguments(backfill_cmd)
+    backfill_cmd.set_defaults(func=bench_backfill.run)
     args = parser.parse_args(argv)
     return args.func(args)
 

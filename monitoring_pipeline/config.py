@@ -73,6 +73,12 @@ class AlertsConfig(_Strict):
     silences: list[Silence] = []
 
 
+class RetentionConfig(_Strict):
+    text_days: int = Field(default=30, ge=0)
+    quarantine_days: int = Field(default=90, ge=0)
+    compact: bool = True
+
+
 class MonitoringConfig(_Strict):
     thresholds: Thresholds
     min_sample: dict[str, int]
@@ -81,6 +87,7 @@ class MonitoringConfig(_Strict):
     models: dict[str, ModelOverride] = {}
     review: ReviewConfig
     alerts: AlertsConfig
+    retention: RetentionConfig = RetentionConfig()
 
     def price(self, model: str) -> Price:
         return self.prices.get(model, self.prices["default"])

@@ -6,9 +6,16 @@ from monitoring_pipeline.alerts.delivery import AlertDelivery
 from monitoring_pipeline.alerts.sensor import missing_logs_sensor, slack_alert_sensor
 from monitoring_pipeline.assets.ingest import llm_requests
 from monitoring_pipeline.assets.metrics import hourly_metrics
+from monitoring_pipeline.assets.retention import storage_retention
 from monitoring_pipeline.assets.review import review_sample
-from monitoring_pipeline.jobs import hourly_monitoring, hourly_monitoring_schedule
+from monitoring_pipeline.jobs import (
+    hourly_monitoring,
+    hourly_monitoring_schedule,
+    storage_retention_job,
+    storage_retention_schedule,
+)
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.sensors.late_logs import late_logs_sensor
 
 
 def build_resources() -> dict:
@@ -24,9 +31,9 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[llm_requests, hourly_metrics, review_sample],
-    jobs=[hourly_monitoring],
-    schedules=[hourly_monitoring_schedule],
-    sensors=[slack_alert_sensor, missing_logs_sensor],
+    assets=[llm_requests, hourly_metrics, review_sample, storage_retention],
+    jobs=[hourly_monitoring, storage_retention_job],
+    schedules=[hourly_monitoring_schedule, storage_retention_schedule],
+    sensors=[slack_alert_sensor, missing_logs_sensor, late_logs_sensor],
     resources=build_resources(),
 )

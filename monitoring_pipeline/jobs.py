@@ -7,6 +7,9 @@ hourly_monitoring = dg.define_asset_job(
     "hourly_monitoring",
     selection=dg.AssetSelection.groups("ingest", "metrics", "review"),
     description="Ingest one hour of LLM logs, compute its metrics and checks, draw its review sample.",
+    # Its steps take turns on the DuckDB file anyway (pool "duckdb"), so one process per run
+    # instead of one per step: a 168-hour backfill starts 168 processes, not 672.
+    executor_def=dg.in_process_executor,
 )
 
 # Ten minutes past the hour, for the hour that just closed: late writers get time to flush.
@@ -14,5 +17,20 @@ hourly_monitoring_schedule = dg.build_schedule_from_partitioned_job(
     hourly_monitoring,
     name="hourly_monitoring_schedule",
     minute_of_hour=10,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+storage_retention_job = dg.define_asset_job(
+    "storage_retention_job",
+    selection=dg.AssetSelection.groups("maintenance"),
+    description="Drop old prompt/response text and quarantine rows per `retention:`, then compact the warehouse.",
+)
+
+# Daily, away from the hourly runs' minute; it takes the DuckDB pool's slot like any writer.
+storage_retention_schedule = dg.ScheduleDefinition(
+    name="storage_retention_schedule",
+    job=storage_retention_job,
+    cron_schedule="40 3 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -10,31 +10,48 @@ from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, Monitoring
 QUARANTINE_RATE = "quarantine_rate"
 
 
-def _read_lines(conn: duckdb.DuckDBPyConnection, files: list[str]) -> list[tuple[str, str]]:
-    """Load the files' lines into _lines/_numbered. A file DuckDB cannot open or decompress
-    (a corrupt .gz, say) is left out and returned with its error, instead of failing the hour."""
+def _stage(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[list[tuple[str, str]], bool]:
+    """Classify the files' lines into _staged. Returns the files DuckDB cannot open or decompress
+    (a corrupt .gz, say), which are left out instead of failing the hour, and whether _staged.seq
+    is already the line number (the slow path, taken when the reader rejected lines)."""
     if not files:
-        conn.execute("CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT, line VARCHAR, read_error VARCHAR)")
-        return []
+        conn.execute("CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT,"
+                     " line VARCHAR, read_error VARCHAR)")
+        conn.execute(sql.STAGE.format(source=sql.NUMBERED_LINES), {"hour": hour})
+        return [], True
     try:
-        _read_files(conn, files)
-        return []
+        return [], _stage_files(conn, files, hour)
     except duckdb.Error:
         readable, unreadable = [], []
         for f in files:  # find the culprit(s); the common path above reads all files in one scan
             try:
-                _read_files(conn, [f])
+                _stage_files(conn, [f], hour)
                 readable.append(f)
             except duckdb.Error as err:
                 unreadable.append((f, str(err).splitlines()[0][:500]))
-        _read_lines(conn, readable)
-        return unreadable
+        _, numbered = _stage(conn, readable, hour)
+        return unreadable, numbered
 
 
-def _read_files(conn: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> bool:
+    params = {"files": files, "hour": hour}
     conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
-    conn.execute(sql.READ_LINES, {"files": files})
-    conn.execute(sql.NUMBER_LINES)
+    conn.execute(sql.STAGE.format(source=sql.SCAN_LINES), params)
+    source, numbered = sql.SCAN_LINES, False
+    if conn.execute("SELECT count(*) FROM _rejects").fetchone()[0]:
+        # Lines DuckDB could not decode: number every line exactly, then classify again.
+        conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+        conn.execute(sql.READ_LINES, {"files": files})
+        conn.execute(sql.NUMBER_LINES)
+        source, numbered, params = sql.NUMBERED_LINES, True, {"hour": hour}
+        conn.execute(sql.STAGE.format(source=source), params)
+    conn.execute(sql.MARK_TRUNCATED)
+    conn.execute(sql.MARK_DUPLICATES)
+    if conn.execute("SELECT count(*) FROM _staged WHERE reason = 'duplicate_request_id'").fetchone()[0]:
+        if not numbered:
+            conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+        conn.execute(sql.FILL_DUPLICATE_LINES.format(source=source), {k: v for k, v in params.items() if k == "files"})
+    return numbered
 
 
 @dg.asset(
@@ -63,23 +80,22 @@ def llm_requests(
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
         conn.execute(sql.QUARANTINE_DDL)
-        unreadable = _read_lines(conn, files)
-        conn.execute(sql.CLASSIFY, {"hour": hour})
+        unreadable, numbered = _stage(conn, files, hour)
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
         lines_read, ingested, quarantined = conn.execute(
             "SELECT count(*) + $n, count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) + $n"
-            " FROM _classified",
+            " FROM _staged",
             {"n": len(unreadable)},
         ).fetchone()
         reasons = dict(conn.execute(
-            "SELECT reason, count(*) FROM _classified WHERE reason IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 1"
+            "SELECT reason, count(*) FROM _staged WHERE reason IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 1"
         ).fetchall())
         conn.execute("BEGIN")
         try:
             conn.execute("DELETE FROM llm_requests WHERE hour = $hour", {"hour": hour})
             conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
             conn.execute(sql.INSERT_REQUESTS, {"hour": hour})
-            conn.execute(sql.INSERT_QUARANTINE, {"hour": hour})
+            conn.execute(sql.INSERT_QUARANTINE, {"hour": hour, "numbered": numbered})
             for path, error in unreadable:
                 conn.execute(
                     "INSERT INTO quarantine VALUES ($hour, $file, NULL, $reason, NULL, now()::TIMESTAMP)",

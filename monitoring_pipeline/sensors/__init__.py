@@ -1,0 +1,1 @@
+"""Sensors that request runs of the pipeline (the alert sensor lives in alerts/)."""
