@@ -12,10 +12,12 @@ import duckdb
 import pytest
 
 from monitoring_pipeline.alerts import notification_log as log
+from monitoring_pipeline.alerts.delivery import AlertDelivery, DeliveryError
 from monitoring_pipeline.alerts.messages import simple_message
 from monitoring_pipeline.alerts.sensor import AlertDeliveryFailing, slack_alert_sensor
 from monitoring_pipeline.cli import main
 from monitoring_pipeline.resources import Clock
+from monitoring_pipeline_tests.conftest import TOKEN
 
 T0 = datetime(2026, 3, 1, 11, 10)
 
@@ -147,3 +149,20 @@ def test_cli_test_alert_incidents_silence_unsilence(resources, slack, config_fil
     slack.script(("status", 503, {}))
     assert main(["test-alert"]) == 1
     assert "NOT delivered" in capsys.readouterr().out
+
+
+def test_slack_sdks_default_retry_would_double_a_message_ours_does_not(slack):
+    """Why the client retries nothing: after a reset, slack_sdk's default handler re-sends a post
+    the server already took."""
+    from slack_sdk import WebClient
+
+    slack.script("drop")
+    default = WebClient(token=TOKEN, base_url=slack.url)
+    default.chat_postMessage(channel="#llm-alerts", text="once")  # the retry's answer is ok
+    assert slack.texts() == ["once", "once"]  # a duplicate in the channel
+
+    slack.script("drop")
+    with pytest.raises(DeliveryError) as err:
+        AlertDelivery(timeout_s=2).send("n1", "#llm-alerts", "ours", [], "unused.jsonl")
+    assert not err.value.outcome_known  # it may have landed: looked up before any new attempt
+    assert slack.texts().count("ours") == 1
