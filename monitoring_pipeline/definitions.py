@@ -7,8 +7,11 @@ from monitoring_pipeline.alerts.sensor import slack_alert_sensor
 from monitoring_pipeline.assets.ingest import llm_requests
 from monitoring_pipeline.assets.metrics import hourly_metrics
 from monitoring_pipeline.assets.review import review_sample
+from monitoring_pipeline.assets.human_quality import human_quality
+from monitoring_pipeline.assets.review_verdicts import review_verdicts
 from monitoring_pipeline.jobs import hourly_monitoring, hourly_monitoring_schedule
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.review.inbox import review_inbox_sensor
 
 
 def build_resources() -> dict:
@@ -23,9 +26,9 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[llm_requests, hourly_metrics, review_sample],
+    assets=[llm_requests, hourly_metrics, review_sample, review_verdicts, human_quality],
     jobs=[hourly_monitoring],
     schedules=[hourly_monitoring_schedule],
-    sensors=[slack_alert_sensor],
+    sensors=[slack_alert_sensor, review_inbox_sensor],
     resources=build_resources(),
 )
