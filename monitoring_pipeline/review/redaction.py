@@ -33,20 +33,25 @@ PATTERNS: tuple[tuple[str, str], ...] = (
     # contact details
     (r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "[EMAIL]"),
     (r"\b[A-Z]{2}[0-9]{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?\b", "[IBAN]"),
-    # cards: handled by the Luhn step between these two groups (see redact_sql)
-    (rf"(?:{HEX}:){{7}}{HEX}|(?:{HEX}:){{1,7}}:(?:{HEX}(?::{HEX}){{0,6}})?|::(?:{HEX}(?::{HEX}){{0,6}})?", "[IP]"),
+    (r"\b[A-Za-z]{2}[0-9]{2}(?:[ \-]?[0-9]{4}){3,7}(?:[ \-]?[0-9]{1,3})?\b", "[IBAN]"),  # typed in lower case
+    # (cards: the Luhn step, see CARD_STEP)
+    (rf"\b(?:{HEX}:){{7}}{HEX}\b|\b(?:{HEX}:){{1,7}}:(?:{HEX}(?::{HEX}){{0,6}}\b)?|::{HEX}(?::{HEX}){{0,6}}\b", "[IP]"),
     (r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b",
      "[IP]"),
     (r"\+[0-9]{1,3}(?:[ .\-]?\(?[0-9]{1,5}\)?){2,6}", "[PHONE]"),
-    (r"\b00[0-9]{1,3}(?:[ .\-]?[0-9]{1,5}){2,6}", "[PHONE]"),
+    (r"\b00[1-9][0-9]{0,2}(?:[ .\-][0-9]{1,8}){1,5}\b", "[PHONE]"),
     (r"\([0-9]{2,5}\)[ .\-]?[0-9]{3,4}[ .\-]?[0-9]{3,4}", "[PHONE]"),
     (r"\b[0-9]{3}[ .\-][0-9]{3}[ .\-][0-9]{4}\b", "[PHONE]"),
     (r"\b0[0-9](?:[ .\-]?[0-9]{2}){4}\b", "[PHONE]"),
     (r"\b0[0-9]{1,4}[ .\-/][0-9]{3,4}[ .\-]?[0-9]{3,4}\b", "[PHONE]"),
+    (r"\b0[0-9]{9,10}\b", "[PHONE]"),   # national number without separators
 )
-CARD_STEP = 5  # index in PATTERNS before which the Luhn step runs (after IBAN, before IP addresses)
-CARD_CANDIDATE = (r"\b[0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4}(?:[ \-]?[0-9]{3})?\b"
-                  r"|\b[0-9]{4}[ \-]?[0-9]{6}[ \-]?[0-9]{4,5}\b|\b[0-9]{13,19}\b")
+# The Luhn step runs just before the IP patterns: after tokens and IBANs, before phones could
+# claim a card's digits.
+CARD_STEP = next(i for i, (_, replacement) in enumerate(PATTERNS) if replacement == "[IP]")
+SEP = r"[ .\-]{0,2}"
+CARD_CANDIDATE = (rf"\b[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}{SEP}[0-9]{{4}}(?:{SEP}[0-9]{{3}})?\b"
+                  rf"|\b[0-9]{{4}}{SEP}[0-9]{{6}}{SEP}[0-9]{{4,5}}\b|\b[0-9]{{13,19}}\b")
 
 
 def _lit(text: str) -> str:
