@@ -114,3 +114,15 @@ def test_review_sample_files_and_ui_preview(logs, run_hour, config_file, tmp_pat
     assert preview.count("\n") == 2 + 3 - 1 and "[EMAIL]" in preview and "jane@" not in preview
     assert "| error | 1 |" in md["by_stratum"].value
     assert mat.partition == PARTITION and HOUR.hour == 10
+
+
+def test_review_sample_replaces_an_unredacted_table_from_before(logs, run_hour, query, tmp_path, config_file):
+    import duckdb
+
+    config_file({"review": {"sample_rate": 1.0}})
+    with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:
+        conn.execute("CREATE TABLE review_sample (hour TIMESTAMP, request_id VARCHAR, user_id VARCHAR, prompt VARCHAR)")
+        conn.execute("INSERT INTO review_sample VALUES ('2026-02-01 00:00', 'old', 'alice', 'call +1 555 123 4567')")
+    logs.records([record(0, prompt="mail bob@example.com")])
+    run_hour(assets=ASSETS)
+    assert query("SELECT request_id, prompt FROM review_sample") == [("req-10-00000", "mail [EMAIL]")]
