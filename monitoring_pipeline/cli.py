@@ -1,6 +1,7 @@
 """The monitoring-pipeline command."""
 
 import argparse
+import secrets
 import json
 import os
 import sys
@@ -24,11 +25,14 @@ def _instance() -> dg.DagsterInstance:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitoring_pipeline.alerts.sensor import slack_alert_sensor
-    from monitoring_pipeline.demo import INCIDENTS, write_sample_logs
+    from monitoring_pipeline.assets.review import SALT_ENV
     from monitoring_pipeline.definitions import defs
+    from monitoring_pipeline.demo import INCIDENTS, write_sample_logs
     from monitoring_pipeline.partitions import partition_key
 
     resources = defs.resources
+    # A throwaway salt for the demo's user_hash (a deployment sets its own, kept secret).
+    os.environ.setdefault(SALT_ENV, secrets.token_hex(16))
     day = (datetime.fromisoformat(args.day).replace(tzinfo=timezone.utc) if args.day
            else datetime.now(timezone.utc) - timedelta(days=1))
     day = day.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -41,9 +41,30 @@ class Price(_Strict):
     output_per_mtok: float = Field(ge=0)
 
 
+class ReviewStrata(_Strict):
+    """Per-hour quotas of each stratum; 0 turns a stratum off."""
+    safety_flag: int = Field(default=100, ge=0)
+    error: int = Field(default=50, ge=0)
+    low_feedback: int = Field(default=50, ge=0)
+    slow: int = Field(default=20, ge=0)
+
+
+class HumanBadRate(_Strict):
+    threshold: float = Field(default=0.10, ge=0, le=1)
+    window_hours: int = Field(default=24, gt=0)
+    min_reviews: int = Field(default=30, ge=1)
+
+
 class ReviewConfig(_Strict):
     sample_rate: float = Field(ge=0, le=1)
     output_dir: str
+    strata: ReviewStrata = ReviewStrata()
+    min_per_model: int = Field(default=5, ge=0)
+    max_per_hour: int = Field(default=500, ge=0)
+    preview_rows: int = Field(default=5, ge=0)
+    inbox_dir: str = "data/review/inbox"
+    user_id_salt: str = ""
+    human_bad_rate: HumanBadRate = HumanBadRate()
 
 
 class Silence(_Strict):

@@ -97,7 +97,7 @@ def config_file(tmp_path):
 def _isolated_env(monkeypatch):
     """No test sees the developer's Slack token or pipeline paths."""
     for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "MONITORING_CONFIG", "MONITORING_DUCKDB_PATH",
-                "MONITORING_LOG_DIR", "MONITORING_ALERTS_DB"):
+                "MONITORING_LOG_DIR", "MONITORING_ALERTS_DB", "MONITORING_REVIEW_SALT"):
         monkeypatch.delenv(var, raising=False)
 
 

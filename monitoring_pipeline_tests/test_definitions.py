@@ -17,6 +17,9 @@ def test_definitions_public_names_resolve():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= keys
+    assert {"review_verdicts", "human_quality"} <= keys
+    assert defs.resolve_sensor_def("review_inbox_sensor")
+    assert ("human_quality", "human_bad_rate") in {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert {("hourly_metrics", name) for name in (
         "latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")} <= checks

@@ -8,6 +8,7 @@ from monitoring_pipeline.cli import main
 def test_demo_finds_each_injected_incident_and_alerts(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the demo writes under data/ by default
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("MONITORING_REVIEW_SALT", "test-salt")  # the demo would set one for the process
     assert main(["demo", "--day", "2026-03-01", "--volume", "400"]) == 0
     out = capsys.readouterr().out
     rows = {line[11:13]: line for line in out.splitlines() if line.startswith("2026-03-01 ")}

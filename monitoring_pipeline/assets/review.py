@@ -1,55 +1,20 @@
-"""llm_requests -> review_sample: what humans read to catch quality drift the metrics miss."""
+"""llm_requests -> review_sample: what humans read to catch quality drift the metrics miss.
 
-import json
+Stratified and capped (monitoring_pipeline.review.sampling), redacted before it is stored
+(monitoring_pipeline.review.redaction), and exported per hour as CSV and JSONL for reviewers.
+"""
+
 import os
-from pathlib import Path
 
 import dagster as dg
 
 from monitoring_pipeline.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline.review import redaction
+from monitoring_pipeline.review.export import export_hour, hour_dir
+from monitoring_pipeline.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
 
-REVIEW_SAMPLE_DDL = """
-CREATE TABLE IF NOT EXISTS review_sample (
-    hour TIMESTAMP NOT NULL,
-    request_id VARCHAR NOT NULL,
-    reasons VARCHAR[] NOT NULL,         -- why it was picked: random, error, safety_flag, low_feedback
-    "timestamp" TIMESTAMP NOT NULL,
-    model VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,
-    error_type VARCHAR,
-    latency_ms DOUBLE NOT NULL,
-    feedback TINYINT,
-    safety_flags VARCHAR[] NOT NULL,
-    user_id VARCHAR,
-    prompt VARCHAR,
-    response VARCHAR
-)"""
-
-# The random share is a pure function of request_id (first 32 bits of its MD5), so a re-run
-# picks the same rows, and so does another machine.
-SELECT_SAMPLE = """
-INSERT INTO review_sample
-SELECT hour, request_id, reasons, "timestamp", model, status, error_type, latency_ms, feedback,
-       safety_flags, user_id, prompt, response
-FROM (
-    SELECT *, list_filter([
-        CASE WHEN ('0x' || left(md5(request_id), 8))::UBIGINT / 4294967296.0 < $rate THEN 'random' END,
-        CASE WHEN status = 'error' THEN 'error' END,
-        CASE WHEN len(safety_flags) > 0 THEN 'safety_flag' END,
-        CASE WHEN feedback <= 2 THEN 'low_feedback' END
-    ], lambda x: x IS NOT NULL) AS reasons
-    FROM llm_requests WHERE hour = $hour
-)
-WHERE len(reasons) > 0
-ORDER BY "timestamp", request_id
-"""
-
-
-def sample_path(output_dir: str, partition_key: str) -> Path:
-    """<output_dir>/dt=YYYY-MM-DD/hour=HH/review_sample.jsonl, beside the logs' layout."""
-    day, hour = partition_key[:10], partition_key[11:13]
-    return Path(output_dir) / f"dt={day}" / f"hour={hour}" / "review_sample.jsonl"
+SALT_ENV = "MONITORING_REVIEW_SALT"
 
 
 @dg.asset(
@@ -60,47 +25,71 @@ def sample_path(output_dir: str, partition_key: str) -> Path:
     kinds={"duckdb"},
 )
 def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
-    """About 1 % of the hour's requests plus every error, safety flag and low rating, each with why."""
-    config = settings.load()
+    """The hour's review sample: ~1 % at random plus capped strata (safety, errors, low ratings, slow,
+    every model), redacted, with why each row was picked; exported as CSV and JSONL."""
+    review = settings.load().review
     hour = context.partition_time_window.start.replace(tzinfo=None)
+    salt = os.environ.get(SALT_ENV) or review.user_id_salt
+    if not salt:
+        context.log.warning(f"No salt for user ids: set {SALT_ENV} or review.user_id_salt, "
+                            "or user_hash can be reversed by hashing guessed ids.")
     with warehouse.get_connection() as conn:
+        _drop_unredacted_table(conn, context)
         conn.execute(REVIEW_SAMPLE_DDL)
+        redaction.install(conn)
         conn.execute("BEGIN")
         try:
             conn.execute("DELETE FROM review_sample WHERE hour = $hour", {"hour": hour})
-            conn.execute(SELECT_SAMPLE, {"hour": hour, "rate": config.review.sample_rate})
+            conn.execute(SELECT_SAMPLE, sample_params(hour, review) | {"salt": salt})
             conn.execute("COMMIT")
         except Exception:
             conn.execute("ROLLBACK")
             raise
-        cursor = conn.execute("SELECT * FROM review_sample WHERE hour = $hour ORDER BY \"timestamp\", request_id",
-                              {"hour": hour})
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-        requests = conn.execute("SELECT count(*) FROM llm_requests WHERE hour = $hour", {"hour": hour}).fetchone()[0]
+        paths = export_hour(conn, hour, hour_dir(review.output_dir, context.partition_key))
+        requests, rows = conn.execute(
+            "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour), "
+            "(SELECT count(*) FROM review_sample WHERE hour = $hour)", {"hour": hour}).fetchone()
+        counts = dict(conn.execute(
+            "SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM review_sample WHERE hour = $hour) "
+            "GROUP BY reason", {"hour": hour}).fetchall())
+        preview = conn.execute(
+            "SELECT request_id, array_to_string(reasons, ', '), model, prompt, response FROM review_sample "
+            "WHERE hour = $hour ORDER BY priority, request_id LIMIT $n", {"hour": hour, "n": review.preview_rows}
+        ).fetchall()
 
-    path = sample_path(config.review.output_dir, context.partition_key)
-    _write_jsonl(path, rows)
-    by_reason: dict[str, int] = {}
-    for row in rows:
-        for reason in row["reasons"]:
-            by_reason[reason] = by_reason.get(reason, 0) + 1
+    by_stratum = {s: counts.get(s, 0) for s in STRATA}
     return dg.MaterializeResult(
         metadata={
-            "rows": len(rows),
+            "rows": rows,
             "requests": requests,
-            "sampled_share": len(rows) / requests if requests else 0.0,
-            "by_reason": by_reason,
-            "path": dg.MetadataValue.path(str(path)),
+            "sampled_share": rows / requests if requests else 0.0,
+            "max_per_hour": dg.MetadataValue.text(str(review.max_per_hour)),
+            "by_stratum": dg.MetadataValue.md(_table(["stratum", "rows"], list(by_stratum.items()))),
+            **{f"stratum/{s}": n for s, n in by_stratum.items()},
+            "preview": dg.MetadataValue.md(
+                _table(["request_id", "reasons", "model", "prompt", "response"], preview)),
+            "csv": dg.MetadataValue.path(str(paths["csv"])),
+            "jsonl": dg.MetadataValue.path(str(paths["json"])),
         }
     )
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write then rename, so a reviewer never opens a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+def _drop_unredacted_table(conn, context) -> None:
+    """Samples drawn before redaction existed kept raw user ids and texts: drop them, not migrate."""
+    legacy = conn.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'review_sample' "
+                          "AND column_name = 'user_id'").fetchone()[0]
+    if legacy:
+        context.log.warning("Dropping the old, unredacted review_sample table; re-run past hours to redraw them.")
+        conn.execute("DROP TABLE review_sample")
+
+
+def _cell(value, limit: int = 120) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _table(header: list[str], rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

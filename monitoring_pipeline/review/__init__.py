@@ -1,0 +1,1 @@
+"""The human review loop: stratified sampling, redaction, reviewer files, verdict ingestion."""
