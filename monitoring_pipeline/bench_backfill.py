@@ -71,8 +71,10 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
         if launch.returncode:
             raise RuntimeError(f"dagster job backfill failed:\n{launch.stderr[-3000:]}")
         launched_s = time.monotonic() - started
-        os.environ.update({k: v for k, v in env.items() if k == "DAGSTER_HOME"})
-        prev = os.getcwd()
+        # Open the same instance as the daemon (its dagster.yaml has paths relative to the cwd),
+        # and put the caller's DAGSTER_HOME and cwd back afterwards.
+        prev, prev_home = os.getcwd(), os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         os.chdir(home)
         try:
             with dg.DagsterInstance.get() as instance:
@@ -99,6 +101,10 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
                                    instance.get_run_records(filters=runs_filter) if r.end_time and r.start_time)
         finally:
             os.chdir(prev)
+            if prev_home is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = prev_home
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
