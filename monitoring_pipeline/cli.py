@@ -2,7 +2,6 @@
 
 import argparse
 import secrets
-import json
 import os
 import sys
 from datetime import datetime, timedelta, timezone

@@ -14,7 +14,7 @@ import pytest
 from monitoring_pipeline.alerts import notification_log as log
 from monitoring_pipeline.alerts.delivery import AlertDelivery, DeliveryError
 from monitoring_pipeline.alerts.messages import simple_message
-from monitoring_pipeline.alerts.sensor import AlertDeliveryFailing, slack_alert_sensor
+from monitoring_pipeline.alerts.sensor import slack_alert_sensor
 from monitoring_pipeline.cli import main
 from monitoring_pipeline.resources import Clock
 from monitoring_pipeline_tests.conftest import TOKEN

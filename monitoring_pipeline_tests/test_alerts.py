@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
-import pytest
 
 from monitoring_pipeline.alerts.sensor import missing_logs_sensor, slack_alert_sensor
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse

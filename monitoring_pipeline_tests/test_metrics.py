@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
+from monitoring_pipeline_tests.conftest import PARTITION, record
 from monitoring_pipeline.assets.ingest import llm_requests
 from monitoring_pipeline.assets.metrics import hourly_metrics
 

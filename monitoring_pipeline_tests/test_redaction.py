@@ -13,8 +13,6 @@ import pytest
 from monitoring_pipeline_tests.conftest import record
 from monitoring_pipeline.alerts.sensor import slack_alert_sensor
 from monitoring_pipeline.assets.human_quality import human_quality
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.review import review_sample
 from monitoring_pipeline.assets.review_verdicts import review_verdicts
 from monitoring_pipeline.review.redaction import redact_texts
 

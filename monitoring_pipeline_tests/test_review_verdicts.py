@@ -100,7 +100,7 @@ def test_review_verdicts_malformed_rows_are_rejected_and_good_rows_kept(inbox, l
         + f"{rid(2)},meh,,,ann\n"                  # row 3: not good/bad
         + "req-99-00000,good,,,ann\n"              # row 4: not in the sample
         + f"{rid(0)},bad,,,ann\n"                  # row 5: duplicate of row 1
-        + f",good,,,ann\n"                         # row 6: no request_id
+        + ",good,,,ann\n"                         # row 6: no request_id
         + f"{rid(4)},bad,Not A Word!,,ann\n"       # row 7: category
         + f"{rid(5)},bad,tone,,ann\n"              # row 8: fine
     )

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = """
@@ -40,9 +41,15 @@ def dagster_dev(tmp_path):
     port = _free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
+    # The daemon runs the sensors: every path they write goes to tmp_path, none into the repo.
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "review": {"output_dir": str(tmp_path / "review"), "inbox_dir": str(tmp_path / "inbox")},
+        "alerts": {"dry_run_file": str(tmp_path / "dry_run.jsonl")},
+    }))
     env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_DUCKDB_PATH": str(tmp_path / "m.duckdb"),
            "MONITORING_ALERTS_DB": str(tmp_path / "a.duckdb"), "MONITORING_LOG_DIR": str(tmp_path / "logs"),
-           "MONITORING_CONFIG": ""}
+           "MONITORING_CONFIG": str(config)}
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
