@@ -99,8 +99,10 @@ def test_human_bad_rate_window_includes_older_hours(reviewed):
 def test_human_bad_rate_failure_alerts_through_the_slack_sensor(reviewed, instance, resources, tmp_path):
     reviewed({"threshold": 0.1, "window_hours": 24, "min_reviews": 5}, hour10(bad=4, good=6))
     tick = slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
-    assert "1 new alert" in tick.skip_message
+    assert "1 new message(s)" in tick.skip_message
     (message,) = [json.loads(line) for line in (tmp_path / "alerts" / "dry_run.jsonl").read_text().splitlines()]
-    assert "human_bad_rate failed on human_quality" in message["text"]
-    assert "value 40.00% vs threshold 10.00% (sample 10)" in message["text"]
-    assert "chat-large: 66.67% vs 10.00% (n=6)" in message["blocks"][0]["text"]["text"]
+    assert message["text"].startswith("Monitoring: 1 firing") and "Checks: human_bad_rate" in message["text"]
+    section = message["blocks"][1]["text"]["text"]
+    assert "`human_bad_rate` on `human_quality`" in section
+    assert "all traffic: *40.00%* vs threshold 10.00% (sample 10)" in section
+    assert "model `chat-large`: *66.67%* vs threshold 10.00% (sample 6)" in section

@@ -102,7 +102,7 @@ def test_redaction_no_seeded_secret_reaches_table_files_metadata_or_alerts(
                 (e.materialization for e in r.get_asset_materialization_events())]
     tick = slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
     alerts = (tmp_path / "alerts" / "dry_run.jsonl").read_text(encoding="utf-8")
-    assert "safety_violations" in alerts and "human_bad_rate" in alerts and "new alert" in tick.skip_message
+    assert "safety_violations" in alerts and "human_bad_rate" in alerts and "2 new message(s)" in tick.skip_message
     assert "[EMAIL]" in files[0] and "[CARD]" in str(table) and "[PHONE]" in str(notes)
     places = {"table": str(table), "verdicts": str(notes), "csv": files[0], "jsonl": files[1],
               "metadata": "\n".join(metadata), "alerts": alerts}

@@ -75,7 +75,8 @@ def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dic
     if shown < len(group):
         body.append(f"…and {len(group) - shown} more scopes")
     link = asset_link(dagster_url, first.asset, first.partition)
-    return [_section("\n".join(body)), _context(f"<{link}|Open {first.asset} {first.partition or ''} in Dagster>")]
+    where = f"{first.asset} {first.partition}" if first.partition else first.asset
+    return [_section("\n".join(body)), _context(f"<{link}|Open {where} in Dagster>")]
 
 
 def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple[str, list[dict]]:
