@@ -70,8 +70,9 @@ def test_human_bad_rate_fails_above_threshold_with_enough_reviews(reviewed):
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert (md["value"], md["threshold"], md["sample_size"], md["min_sample"]) == (0.3, 0.1, 10, "5")
     assert (md["ci_low"], md["ci_high"]) == pytest.approx(wilson(3, 10))
-    # per model, with enough reviews of its own: chat-large 3/6 bad; code-small has only 4 reviews
-    assert md["breaches"] == [{"scope": "chat-large", "value": 0.5, "threshold": 0.1, "sample_size": 6}]
+    # all reviews, then per model with enough reviews of its own: chat-large 3/6 bad; code-small has only 4
+    assert md["breaches"] == [{"scope": "all", "value": 0.3, "threshold": 0.1, "sample_size": 10},
+                              {"scope": "chat-large", "value": 0.5, "threshold": 0.1, "sample_size": 6}]
 
 
 @pytest.mark.parametrize("rule, lines", [

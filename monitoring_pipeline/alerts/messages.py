@@ -28,7 +28,7 @@ def _num(value) -> str:
 
 
 def hour_label(partition: str | None) -> str:
-    return f"{partition[:10]} {partition[11:16]} UTC" if partition else "unpartitioned"
+    return f"{partition[:10]} {partition[11:16]} UTC" if partition else "all hours"
 
 
 def asset_link(dagster_url: str, asset: str, partition: str | None) -> str:

@@ -106,8 +106,10 @@ def _check(window: list[tuple], ci: tuple, rule) -> dg.AssetCheckResult:
     _, reviewed, bad, first_hour, last_hour = overall
     rate = bad / reviewed if reviewed else None
     failed = reviewed >= rule.min_reviews and rate is not None and rate > rule.threshold
-    breaches = [{"scope": model, "value": b / n, "threshold": rule.threshold, "sample_size": n}
-                for model, n, b, *_ in window[1:] if n >= rule.min_reviews and b / n > rule.threshold]
+    # The reviewed traffic as a whole fails the check; the models over the threshold explain it.
+    breaches = [{"scope": "all", "value": rate, "threshold": rule.threshold, "sample_size": reviewed}] + [
+        {"scope": model, "value": b / n, "threshold": rule.threshold, "sample_size": n}
+        for model, n, b, *_ in window[1:] if n >= rule.min_reviews and b / n > rule.threshold]
     return dg.AssetCheckResult(
         check_name=HUMAN_BAD_RATE,
         asset_key="human_quality",
