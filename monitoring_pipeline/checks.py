@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from monitoring_pipeline import markdown
 from monitoring_pipeline.config import MonitoringConfig
 
 LATENCY_P99 = "latency_p99"
@@ -99,11 +100,9 @@ def _own_budget(config: MonitoringConfig, model: str) -> bool:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| scope | value | threshold | sample | status |", "|---|---|---|---|---|"]
-    for r in rows:
-        value = "n/a" if r["value"] is None else f"{r['value']:.4g}"
-        lines.append(f"| {r['scope']} | {value} | {r['threshold']:.4g} | {r['sample_size']} | {r['status']} |")
-    return "\n".join(lines)
+    return markdown.table(["scope", "value", "threshold", "sample", "status"], [
+        (r["scope"], "n/a" if r["value"] is None else f"{r['value']:.4g}", f"{r['threshold']:.4g}", r["sample_size"],
+         r["status"]) for r in rows])
 
 
 def check_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:

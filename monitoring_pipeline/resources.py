@@ -60,6 +60,18 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             conn.close()
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class LogSource(dg.ConfigurableResource):
     """The app's log folder: Hive-style hourly folders dt=YYYY-MM-DD/hour=HH/ of *.jsonl(.gz).
     The root may be a URL DuckDB reads (s3://bucket/prefix, gs://..., az://...): files are then

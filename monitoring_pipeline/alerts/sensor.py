@@ -16,7 +16,7 @@ from monitoring_pipeline.alerts.incidents import Notice, active_silences, apply
 from monitoring_pipeline.alerts.messages import checks_message, hour_label, simple_message
 from monitoring_pipeline.config import MonitoringConfig
 from monitoring_pipeline.partitions import hourly_partitions, partition_key
-from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings, transaction
 
 MAX_POSTS_PER_TICK = 20  # Slack allows about one message per second per channel
 
@@ -111,15 +111,14 @@ def slack_alert_sensor(
         # The run cursor lives in the notification log, written in the same transaction as what the
         # runs produced: a crash re-reads nothing twice and skips nothing.
         runs, next_cursor = finished_runs(context.instance, log.get_cursor(conn, "runs"))
-        conn.execute("BEGIN TRANSACTION")
-        silences = active_silences(conn, config, now)
-        new = 0
-        for run in runs:
-            if not log.run_processed(conn, run.run_id):
-                new += record_run(conn, run, config, now, silences)
-                log.mark_run_processed(conn, run.run_id, now)
-        log.set_cursor(conn, "runs", next_cursor)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            silences = active_silences(conn, config, now)
+            new = 0
+            for run in runs:
+                if not log.run_processed(conn, run.run_id):
+                    new += record_run(conn, run, config, now, silences)
+                    log.mark_run_processed(conn, run.run_id, now)
+            log.set_cursor(conn, "runs", next_cursor)
         sent, error = deliver(conn, alert_delivery, config, now, context.log)
         waiting, worst = log.waiting(conn)
     summary = (f"{len(runs)} run(s) read, {new} new message(s), {sent} delivered to "
@@ -159,20 +158,20 @@ def missing_logs_sensor(
     missing = [h for h in hours if h >= start and not logs.files_for_hour(h)]
     with alert_state.get_connection() as conn:
         log.ensure(conn)
-        conn.execute("BEGIN TRANSACTION")
-        new = [h for h in sorted(missing) if log.record_missing_hour(conn, _key(h), now)]
-        if new:
-            keys = [_key(h) for h in new]
-            text, blocks = simple_message(
-                f"No logs arrived for {len(new)} hour(s)",
-                [f"No *.jsonl(.gz) files under {logs.root} for: " + ", ".join(hour_label(k) for k in keys) + ".",
-                 f"Deadline: {config.alerts.missing_logs_after_minutes} min after each hour closed. "
-                 "Is the app logging? Is the log shipper running?"],
-                f"{config.alerts.dagster_url.rstrip('/')}/assets/{INGEST_ASSET}",
-            )
-            log.record(conn, f"missing_logs:{keys[0]}..{keys[-1]}", "missing_logs", config.alerts.channel,
-                       ["missing_logs"], text, blocks, now)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            new = [h for h in sorted(missing) if log.record_missing_hour(conn, _key(h), now)]
+            if new:
+                keys = [_key(h) for h in new]
+                text, blocks = simple_message(
+                    f"No logs arrived for {len(new)} hour(s)",
+                    [f"No *.jsonl(.gz) files under {logs.location} for: "
+                     + ", ".join(hour_label(k) for k in keys) + ".",
+                     f"Deadline: {config.alerts.missing_logs_after_minutes} min after each hour closed. "
+                     "Is the app logging? Is the log shipper running?"],
+                    f"{config.alerts.dagster_url.rstrip('/')}/assets/{INGEST_ASSET}",
+                )
+                log.record(conn, f"missing_logs:{keys[0]}..{keys[-1]}", "missing_logs", config.alerts.channel,
+                           ["missing_logs"], text, blocks, now)
     if new:
         context.log.warning(f"No logs for {len(new)} hour(s); alert queued for slack_alert_sensor")
     return dg.SkipReason(f"{len(missing)} hour(s) without logs in the last {len(hours)}, {len(new)} newly reported")

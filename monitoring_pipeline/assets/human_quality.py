@@ -7,7 +7,8 @@ Verdicts arrive hours or days after their hour, for any hour, so the table is re
 
 import dagster as dg
 
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline import markdown
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, transaction
 
 HUMAN_BAD_RATE = "human_bad_rate"
 Z95 = 1.959964
@@ -76,15 +77,10 @@ def human_quality(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
         conn.execute(HUMAN_QUALITY_DDL)
         for sql in WILSON:
             conn.execute(sql)
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn):
             conn.execute("DELETE FROM human_quality")
             if conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'review_verdicts'").fetchone()[0]:
                 conn.execute(REBUILD, {"z": Z95})
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         hours = conn.execute(
             "SELECT strftime(hour, '%Y-%m-%d %H:00'), reviewed, bad, bad_rate, ci_low, ci_high FROM human_quality "
             "WHERE dimension = 'all' ORDER BY hour DESC LIMIT 24").fetchall()
@@ -131,6 +127,5 @@ def _check(window: list[tuple], ci: tuple, rule) -> dg.AssetCheckResult:
 
 
 def _hours_table(hours: list[tuple]) -> str:
-    lines = ["| hour (UTC) | reviewed | bad | bad rate | 95 % CI |", "|---|---|---|---|---|"]
-    lines += [f"| {h} | {n} | {b} | {r:.1%} | {lo:.1%} – {hi:.1%} |" for h, n, b, r, lo, hi in hours]
-    return "\n".join(lines)
+    return markdown.table(["hour (UTC)", "reviewed", "bad", "bad rate", "95 % CI"],
+                          [(h, n, b, f"{r:.1%}", f"{lo:.1%} – {hi:.1%}") for h, n, b, r, lo, hi in hours])

@@ -5,7 +5,7 @@ import dagster as dg
 
 from monitoring_pipeline.assets import ingest_sql as sql
 from monitoring_pipeline.partitions import hourly_partitions
-from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
+from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings, transaction
 
 QUARANTINE_RATE = "quarantine_rate"
 
@@ -90,8 +90,7 @@ def llm_requests(
         reasons = dict(conn.execute(
             "SELECT reason, count(*) FROM _staged WHERE reason IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 1"
         ).fetchall())
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn):
             conn.execute("DELETE FROM llm_requests WHERE hour = $hour", {"hour": hour})
             conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
             conn.execute(sql.INSERT_REQUESTS, {"hour": hour})
@@ -101,10 +100,6 @@ def llm_requests(
                     "INSERT INTO quarantine VALUES ($hour, $file, NULL, $reason, NULL, now()::TIMESTAMP)",
                     {"hour": hour, "file": path, "reason": f"unreadable_file: {error}"},
                 )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
 
     if not files:
         context.log.warning(f"No log files for {hour:%Y-%m-%d %H}:00 UTC in {logs.hour_dir(hour)}")

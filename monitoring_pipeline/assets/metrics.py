@@ -3,9 +3,10 @@ with the threshold checks judged on them."""
 
 import dagster as dg
 
+from monitoring_pipeline import markdown
 from monitoring_pipeline.checks import THRESHOLD_CHECKS, check_specs, evaluate
 from monitoring_pipeline.partitions import hourly_partitions
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, transaction
 
 METRIC_COLUMNS = """
     requests BIGINT NOT NULL,
@@ -90,18 +91,13 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
     with warehouse.get_connection() as conn:
         conn.execute(HOURLY_METRICS_DDL)
         conn.execute(HOURLY_MODEL_METRICS_DDL)
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn):
             conn.execute("DELETE FROM hourly_metrics WHERE hour = $hour", {"hour": hour})
             conn.execute("DELETE FROM hourly_model_metrics WHERE hour = $hour", {"hour": hour})
             conn.execute(f"INSERT INTO hourly_metrics SELECT $hour, {AGGREGATES} {SOURCE}", params)
             conn.execute(
                 f"INSERT INTO hourly_model_metrics SELECT $hour, model, {AGGREGATES} {SOURCE} GROUP BY model", params
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         overall = _fetch_dicts(conn, "SELECT * FROM hourly_metrics WHERE hour = $hour", {"hour": hour})[0]
         per_model = _fetch_dicts(
             conn, "SELECT * FROM hourly_model_metrics WHERE hour = $hour ORDER BY model", {"hour": hour}
@@ -125,12 +121,10 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
 
 
 def _model_table(rows: list[dict]) -> str:
-    lines = ["| model | requests | error rate | p99 ms | tokens | cost USD | feedback | safety |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
-        lines.append(
-            f"| {r['model']} | {r['requests']} | {fmt(r['error_rate'], '.2%')} | {fmt(r['latency_p99_ms'], '.0f')} "
-            f"| {r['total_tokens']} | {fmt(r['cost_usd'], '.4f')} | {fmt(r['feedback_avg'], '.2f')} | {r['safety_violations']} |"
-        )
-    return "\n".join(lines)
+    def fmt(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    return markdown.table(
+        ["model", "requests", "error rate", "p99 ms", "tokens", "cost USD", "feedback", "safety"],
+        [(r["model"], r["requests"], fmt(r["error_rate"], ".2%"), fmt(r["latency_p99_ms"], ".0f"), r["total_tokens"],
+          fmt(r["cost_usd"], ".4f"), fmt(r["feedback_avg"], ".2f"), r["safety_violations"]) for r in rows])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, transaction
 
 
 class RetentionRun(dg.Config):
@@ -53,8 +53,7 @@ def storage_retention(context: dg.AssetExecutionContext, config: RetentionRun, w
     quarantine_cutoff = as_of - timedelta(days=retention.quarantine_days)
     texts_dropped = quarantine_pruned = requests = 0
     with warehouse.get_connection() as conn:
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn):
             if _table_exists(conn, "llm_requests"):
                 texts_dropped = conn.execute(
                     "UPDATE llm_requests SET prompt = NULL, response = NULL"
@@ -64,10 +63,6 @@ def storage_retention(context: dg.AssetExecutionContext, config: RetentionRun, w
             if _table_exists(conn, "quarantine"):
                 quarantine_pruned = conn.execute("DELETE FROM quarantine WHERE hour < $cutoff",
                                                  {"cutoff": quarantine_cutoff}).fetchone()[0]
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
     size = before = Path(warehouse.path).stat().st_size if Path(warehouse.path).exists() else 0
     if retention.compact and before:
         before, size = compact(warehouse)

@@ -8,8 +8,9 @@ import os
 
 import dagster as dg
 
+from monitoring_pipeline import markdown
 from monitoring_pipeline.partitions import hourly_partitions
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, transaction
 from monitoring_pipeline.review import redaction
 from monitoring_pipeline.review.export import export_hour, hour_dir
 from monitoring_pipeline.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
@@ -37,14 +38,9 @@ def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
         _drop_unredacted_table(conn, context)
         conn.execute(REVIEW_SAMPLE_DDL)
         redaction.install(conn)
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn):
             conn.execute("DELETE FROM review_sample WHERE hour = $hour", {"hour": hour})
             conn.execute(SELECT_SAMPLE, sample_params(hour, review) | {"salt": salt})
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         paths = export_hour(conn, hour, hour_dir(review.output_dir, context.partition_key))
         requests, rows = conn.execute(
             "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour), "
@@ -64,10 +60,10 @@ def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
             "requests": requests,
             "sampled_share": rows / requests if requests else 0.0,
             "max_per_hour": dg.MetadataValue.text(str(review.max_per_hour)),
-            "by_stratum": dg.MetadataValue.md(_table(["stratum", "rows"], list(by_stratum.items()))),
+            "by_stratum": dg.MetadataValue.md(markdown.table(["stratum", "rows"], list(by_stratum.items()))),
             **{f"stratum/{s}": n for s, n in by_stratum.items()},
             "preview": dg.MetadataValue.md(
-                _table(["request_id", "reasons", "model", "prompt", "response"], preview)),
+                markdown.table(["request_id", "reasons", "model", "prompt", "response"], preview, limit=120)),
             "csv": dg.MetadataValue.path(str(paths["csv"])),
             "jsonl": dg.MetadataValue.path(str(paths["json"])),
         }
@@ -81,15 +77,3 @@ def _drop_unredacted_table(conn, context) -> None:
     if legacy:
         context.log.warning("Dropping the old, unredacted review_sample table; re-run past hours to redraw them.")
         conn.execute("DROP TABLE review_sample")
-
-
-def _cell(value, limit: int = 120) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _table(header: list[str], rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from monitoring_pipeline import markdown
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
 from monitoring_pipeline.review import redaction
 from monitoring_pipeline.review.sampling import REVIEW_SAMPLE_DDL
@@ -28,11 +29,9 @@ def review_verdicts(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
             "SELECT count(*), count(*) FILTER (verdict = 'bad') FROM review_verdicts").fetchone()
     for path, row, reason in report.rejects:
         context.log.warning(f"Rejected {path}" + (f" row {row}" if row is not None else "") + f": {reason}")
-    lines = ["| file | row | reason |", "|---|---|---|"] + [
-        f"| {path} | {'' if row is None else row} | {reason.replace('|', '/')} |"
-        for path, row, reason in report.rejects[:MAX_LISTED_REJECTS]]
+    listed = report.rejects[:MAX_LISTED_REJECTS]
     if len(report.rejects) > MAX_LISTED_REJECTS:
-        lines.append(f"| … | | {len(report.rejects) - MAX_LISTED_REJECTS} more in review_verdict_rejects |")
+        listed.append(("…", None, f"{len(report.rejects) - MAX_LISTED_REJECTS} more in review_verdict_rejects"))
     return dg.MaterializeResult(
         metadata={
             "inbox": dg.MetadataValue.path(review.inbox_dir),
@@ -42,7 +41,7 @@ def review_verdicts(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
             "changed": report.changed,
             "unchanged": report.unchanged,
             "rejected": len(report.rejects),
-            "rejects": dg.MetadataValue.md("\n".join(lines)),
+            "rejects": dg.MetadataValue.md(markdown.table(["file", "row", "reason"], listed)),
             "verdicts_total": total,
             "bad_total": bad,
         }

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from monitoring_pipeline.resources import transaction
+
 VERDICT_FILE_PATTERNS = ("*.csv", "*.jsonl")
 CATEGORY_PATTERN = "^[a-z0-9_\\-]{1,40}$"
 
@@ -201,13 +203,8 @@ def load_verdicts(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> LoadRep
         "SELECT source_file, source_row, reason FROM _verdict_checked WHERE reason IS NOT NULL "
         "ORDER BY file_order, source_row").fetchall()
     report.unchanged = report.rows - len(report.rejects) - report.new - report.changed
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         conn.execute(UPSERT)
         for sql in REPLACE_REJECTS:
             conn.execute(sql, {"files": [str(p) for p in files]} if "$files" in sql else None)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return report
