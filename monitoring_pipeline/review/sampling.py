@@ -26,51 +26,63 @@ CREATE TABLE IF NOT EXISTS review_sample (
 
 STRATA = ("safety_flag", "error", "low_feedback", "slow", "model_coverage", "random")  # priority order
 
-# Membership: the row belongs to the stratum. Picked: it is within the stratum's quota.
+# Membership: the row belongs to the stratum. Picked: it is within the stratum's quota. Only
+# narrow rows are ranked, and only the candidates (members of some stratum, or among their model's
+# first rows): a stratum's rank among its members is the same either way, and sorting all of an
+# hour's rows five times, texts included, cost more than the rest of the materialization. Texts
+# and user ids are joined for the few rows kept.
 SELECT_SAMPLE = """
 INSERT INTO review_sample
-WITH hour_rows AS (
-    SELECT *,
+WITH hour_rows AS MATERIALIZED (
+    SELECT request_id, model, latency_ms,
            ('0x' || left(md5(request_id), 8))::UBIGINT / 4294967296.0 AS u,
-           quantile_cont(latency_ms, 0.99) OVER () AS p99
+           len(safety_flags) > 0 AS is_safety_flag,
+           status = 'error' AS is_error,
+           coalesce(feedback <= 2, false) AS is_low_feedback
     FROM llm_requests WHERE hour = $hour
 ), members AS (
     SELECT *,
-           len(safety_flags) > 0 AS is_safety_flag,
-           status = 'error' AS is_error,
-           coalesce(feedback <= 2, false) AS is_low_feedback,
-           latency_ms > p99 AS is_slow,
+           latency_ms > (SELECT quantile_cont(latency_ms, 0.99) FROM hour_rows) AS is_slow,
            u < $rate AS is_random
     FROM hour_rows
+), model_firsts AS MATERIALIZED (  -- each model's first rows by (u, request_id); top-n, no sort
+    SELECT unnest(min_by(request_id, {'u': u, 'id': request_id}, greatest($min_per_model, 1))) AS request_id
+    FROM hour_rows WHERE $min_per_model > 0 GROUP BY model
+), candidates AS (
+    SELECT *, request_id IN (SELECT request_id FROM model_firsts) AS is_model_coverage
+    FROM members
+    WHERE is_safety_flag OR is_error OR is_low_feedback OR is_slow OR is_random
+       OR request_id IN (SELECT request_id FROM model_firsts)
 ), ranked AS (
     SELECT *,
            row_number() OVER (PARTITION BY is_safety_flag ORDER BY u, request_id) AS r_safety_flag,
            row_number() OVER (PARTITION BY is_error ORDER BY u, request_id) AS r_error,
            row_number() OVER (PARTITION BY is_low_feedback ORDER BY u, request_id) AS r_low_feedback,
-           row_number() OVER (PARTITION BY is_slow ORDER BY u, request_id) AS r_slow,
-           row_number() OVER (PARTITION BY model ORDER BY u, request_id) AS r_model
-    FROM members
+           row_number() OVER (PARTITION BY is_slow ORDER BY u, request_id) AS r_slow
+    FROM candidates
 ), picked AS (
     SELECT *,
            CASE WHEN is_safety_flag AND r_safety_flag <= $q_safety_flag THEN 1
                 WHEN is_error AND r_error <= $q_error THEN 2
                 WHEN is_low_feedback AND r_low_feedback <= $q_low_feedback THEN 3
                 WHEN is_slow AND r_slow <= $q_slow THEN 4
-                WHEN r_model <= $min_per_model THEN 5
+                WHEN is_model_coverage THEN 5
                 WHEN is_random THEN 6 END AS priority
     FROM ranked
+), kept AS (
+    SELECT * FROM picked
+    WHERE priority IS NOT NULL
+    QUALIFY row_number() OVER (ORDER BY priority, u, request_id) <= $max_per_hour
 )
-SELECT hour, request_id,
+SELECT r.hour, k.request_id,
        list_filter([CASE WHEN is_safety_flag THEN 'safety_flag' END, CASE WHEN is_error THEN 'error' END,
                     CASE WHEN is_low_feedback THEN 'low_feedback' END, CASE WHEN is_slow THEN 'slow' END,
-                    CASE WHEN r_model <= $min_per_model THEN 'model_coverage' END,
+                    CASE WHEN is_model_coverage THEN 'model_coverage' END,
                     CASE WHEN is_random THEN 'random' END], lambda x: x IS NOT NULL) AS reasons,
-       priority, "timestamp", model, status, error_type, latency_ms, feedback, safety_flags,
-       CASE WHEN user_id IS NOT NULL THEN sha256($salt || user_id) END AS user_hash,
-       redact(prompt), redact(response)
-FROM picked
-WHERE priority IS NOT NULL
-QUALIFY row_number() OVER (ORDER BY priority, u, request_id) <= $max_per_hour
+       k.priority, r."timestamp", k.model, r.status, r.error_type, k.latency_ms, r.feedback, r.safety_flags,
+       CASE WHEN r.user_id IS NOT NULL THEN sha256($salt || r.user_id) END AS user_hash,
+       redact(r.prompt), redact(r.response)
+FROM kept k JOIN llm_requests r ON r.hour = $hour AND r.request_id = k.request_id
 """
 
 
