@@ -88,6 +88,47 @@ def test_ingest_line_numbers_stay_exact_after_undecodable_lines(logs, run_hour, 
     assert meta["lines_read"].value == 8
 
 
+def test_ingest_a_bad_line_numbers_its_own_file_and_leaves_the_others_whole(logs, run_hour, query):
+    logs.records([record(i) for i in range(4)], name="a.jsonl")
+    logs.lines([json.dumps(record(4)), json.dumps(record(5)), "{oops", json.dumps(record(6))], name="b.jsonl")
+    logs.records([record(i) for i in range(7, 9)], name="c.jsonl")
+    meta = ingest(run_hour)
+    assert query("SELECT parse_filename(source_file), line_number, reason FROM quarantine") == [
+        ("b.jsonl", 3, "malformed_json")]
+    assert query("SELECT parse_filename(source_file), count(*) FROM llm_requests GROUP BY ALL ORDER BY 1") == [
+        ("a.jsonl", 4), ("b.jsonl", 3), ("c.jsonl", 2)]
+    assert (meta["lines_read"].value, meta["rows_ingested"].value, meta["rows_quarantined"].value) == (10, 9, 1)
+    assert meta["quarantine_reasons"].value == {"malformed_json": 1}
+
+
+def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_hour, query):
+    logs.records([record(0), record(1)], name="a.jsonl")
+    logs.records([record(2), record(0, latency_ms=9.0)], name="b.jsonl")
+    logs.records([record(3)], name="c.jsonl")
+    meta = ingest(run_hour)
+    assert query("SELECT parse_filename(source_file), line_number, reason, raw_line IS NOT NULL FROM quarantine") == [
+        ("b.jsonl", 2, "duplicate_request_id", True)]
+    assert query("SELECT latency_ms FROM llm_requests WHERE request_id = 'req-10-00000'") == [(500.0,)]
+    assert meta["rows_ingested"].value == 4 and meta["lines_read"].value == 5
+
+
+def test_ingest_loads_a_clean_file_exactly_as_one_with_a_bad_line(logs, run_hour, query):
+    """Clean files skip line numbering (a faster pass); their rows must not differ in any value."""
+    varied = [record(0, feedback=5, safety_flags=["pii", "jailbreak"], user_id="u\u00e9", prompt='say "hi"\n\tnow'),
+              record(1, status="error", error_type="timeout", input_length=None, output_length=None),
+              record(2, timestamp="2026-03-01T12:15:30.123456+02:00", latency_ms=7, feedback=None),
+              record(3, timestamp="2026-03-01T10:59:59.999Z", prompt="", response=None, user_id=None),
+              {**record(4), "extra": {"nested": [1, 2]}}]
+    logs.records(varied)
+    ingest(run_hour)
+    columns = "* EXCLUDE (source_file) FROM llm_requests ORDER BY request_id"
+    fast = query(f"SELECT {columns}")
+    logs.lines([json.dumps(r) for r in varied[:2]] + ["{not json"] + [json.dumps(r) for r in varied[2:]])
+    ingest(run_hour)
+    assert query(f"SELECT {columns}") == fast and len(fast) == 5
+    assert query("SELECT line_number, reason FROM quarantine") == [(3, "malformed_json")]
+
+
 def test_ingest_raw_line_is_capped(logs, run_hour, query):
     logs.lines(["{" + "x" * 10_000])
     ingest(run_hour)

@@ -10,15 +10,57 @@ from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, Monitoring
 QUARANTINE_RATE = "quarantine_rate"
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[list[tuple[str, str]], bool]:
-    """Classify the files' lines into _staged. Returns the files DuckDB cannot open or decompress
-    (a corrupt .gz, say), which are left out instead of failing the hour, and whether _staged.seq
-    is already the line number (the slow path, taken when the reader rejected lines)."""
+def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[tuple[str, str]]]:
+    """Replace the hour's rows in llm_requests and quarantine, in one transaction. Returns the
+    number of lines read and the files DuckDB could not open or decompress (a corrupt .gz, say),
+    which are quarantined whole instead of failing the hour."""
+    try:
+        with transaction(conn):
+            _delete_hour(conn, hour)
+            clean_lines, dirty = _load_clean_files(conn, files, hour)
+            numbered = _stage_files(conn, dirty, hour) if dirty else _stage_nothing(conn, hour)
+            _insert_staged(conn, hour, numbered, [])
+            return clean_lines + _staged_lines(conn), []
+    except duckdb.Error:
+        pass  # a file that cannot be read (or changed under the fast pass): stage file by file below
+    conn.execute("RESET preserve_insertion_order")
+    unreadable, numbered = _stage(conn, files, hour)
+    with transaction(conn):
+        _delete_hour(conn, hour)
+        _insert_staged(conn, hour, numbered, unreadable)
+    return _staged_lines(conn) + len(unreadable), unreadable
+
+
+def _delete_hour(conn: duckdb.DuckDBPyConnection, hour) -> None:
+    conn.execute("DELETE FROM llm_requests WHERE hour = $hour", {"hour": hour})
+    conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
+
+
+def _load_clean_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[str]]:
+    """The fast pass: load every file's valid lines in parallel, then take back the rows of the
+    files that need line numbers (see ingest_sql.INSERT_VALID_LINES). Returns the lines of the
+    files kept, all loaded, and the files left to stage."""
     if not files:
-        conn.execute("CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT,"
-                     " line VARCHAR, read_error VARCHAR)")
-        conn.execute(sql.STAGE.format(source=sql.NUMBERED_LINES), {"hour": hour})
-        return [], True
+        return 0, []
+    conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+    conn.execute("SET preserve_insertion_order = false")  # rows land in any order; nothing reads them in order
+    try:
+        conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
+    finally:
+        conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
+    dirty = [row[0] for row in conn.execute(sql.DIRTY_FILES, {"files": files, "hour": hour}).fetchall()]
+    if dirty:
+        conn.execute("DELETE FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files))",
+                     {"hour": hour, "files": dirty})
+    clean_lines = conn.execute("SELECT count(*) FROM llm_requests WHERE hour = $hour", {"hour": hour}).fetchone()[0]
+    return clean_lines, dirty
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[list[tuple[str, str]], bool]:
+    """Classify the files' lines into _staged, leaving out the files DuckDB cannot read. Returns
+    those files with their error, and whether _staged.seq is already the line number."""
+    if not files:
+        return [], _stage_nothing(conn, hour)
     try:
         return [], _stage_files(conn, files, hour)
     except duckdb.Error:
@@ -33,7 +75,16 @@ def _stage(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[lis
         return unreadable, numbered
 
 
+def _stage_nothing(conn: duckdb.DuckDBPyConnection, hour) -> bool:
+    conn.execute("CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT,"
+                 " line VARCHAR, read_error VARCHAR)")
+    conn.execute(sql.STAGE.format(source=sql.NUMBERED_LINES), {"hour": hour})
+    return True
+
+
 def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> bool:
+    """The exact path: every line of the files numbered and classified into _staged, with the
+    rules that need more than one line. Returns whether _staged.seq is already the line number."""
     params = {"files": files, "hour": hour}
     conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
     conn.execute(sql.STAGE.format(source=sql.SCAN_LINES), params)
@@ -52,6 +103,20 @@ def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> boo
             conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
         conn.execute(sql.FILL_DUPLICATE_LINES.format(source=source), {k: v for k, v in params.items() if k == "files"})
     return numbered
+
+
+def _insert_staged(conn: duckdb.DuckDBPyConnection, hour, numbered: bool, unreadable: list[tuple[str, str]]) -> None:
+    conn.execute(sql.INSERT_REQUESTS, {"hour": hour})
+    conn.execute(sql.INSERT_QUARANTINE, {"hour": hour, "numbered": numbered})
+    for path, error in unreadable:
+        conn.execute(
+            "INSERT INTO quarantine VALUES ($hour, $file, NULL, $reason, NULL, now()::TIMESTAMP)",
+            {"hour": hour, "file": path, "reason": f"unreadable_file: {error}"},
+        )
+
+
+def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT count(*) FROM _staged").fetchone()[0]
 
 
 @dg.asset(
@@ -80,26 +145,14 @@ def llm_requests(
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
         conn.execute(sql.QUARANTINE_DDL)
-        unreadable, numbered = _stage(conn, files, hour)
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
-        lines_read, ingested, quarantined = conn.execute(
-            "SELECT count(*) + $n, count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) + $n"
-            " FROM _staged",
-            {"n": len(unreadable)},
-        ).fetchone()
+        lines_read, unreadable = _replace_hour(conn, files, hour)
+        ingested, quarantined = conn.execute(
+            "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour),"
+            " (SELECT count(*) FROM quarantine WHERE hour = $hour)", {"hour": hour}).fetchone()
         reasons = dict(conn.execute(
-            "SELECT reason, count(*) FROM _staged WHERE reason IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall())
-        with transaction(conn):
-            conn.execute("DELETE FROM llm_requests WHERE hour = $hour", {"hour": hour})
-            conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
-            conn.execute(sql.INSERT_REQUESTS, {"hour": hour})
-            conn.execute(sql.INSERT_QUARANTINE, {"hour": hour, "numbered": numbered})
-            for path, error in unreadable:
-                conn.execute(
-                    "INSERT INTO quarantine VALUES ($hour, $file, NULL, $reason, NULL, now()::TIMESTAMP)",
-                    {"hour": hour, "file": path, "reason": f"unreadable_file: {error}"},
-                )
+            "SELECT CASE WHEN line_number IS NULL THEN 'unreadable_file' ELSE reason END AS r, count(*)"
+            " FROM quarantine WHERE hour = $hour GROUP BY ALL ORDER BY 2 DESC, 1", {"hour": hour}).fetchall())
 
     if not files:
         context.log.warning(f"No log files for {hour:%Y-%m-%d %H}:00 UTC in {logs.hour_dir(hour)}")

@@ -39,13 +39,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     quarantined_at TIMESTAMP NOT NULL
 )"""
 
-# Lines as VARCHAR: NUL never occurs in valid JSON text, so it is a safe "no delimiter".
-READ_LINES = """
-CREATE OR REPLACE TEMP TABLE _lines AS
-SELECT filename AS source_file, row_number() OVER () AS seq, line
-FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), quote = '', escape = '',
+# The files' lines as VARCHAR: NUL never occurs in valid JSON text, so it is a safe "no delimiter".
+# Lines DuckDB cannot decode go to the _rejects table instead.
+_READ_CSV = """read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), quote = '', escape = '',
               header = false, auto_detect = false, new_line = '\\n', filename = true,
-              store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')
+              store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')"""
+
+READ_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _lines AS
+SELECT filename AS source_file, row_number() OVER () AS seq, line FROM {_READ_CSV}
 """
 
 # row_number() above counts only the lines the reader kept. The j-th rejected line of a file
@@ -144,12 +146,14 @@ _FIELD_COLUMNS = ", ".join(f"v[{i}] AS v_{i}, t[{i}] AS t_{i}" for i in range(1,
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
 # line's number is seq minus its file's first seq, plus one. Right only when the reader rejected no
-# line (the usual case); otherwise ingest re-reads through READ_LINES/NUMBER_LINES above.
-SCAN_LINES = """
-SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR AS read_error
-FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), quote = '', escape = '',
-              header = false, auto_detect = false, new_line = '\\n', filename = true,
-              store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')
+# line; otherwise ingest re-reads through READ_LINES/NUMBER_LINES above. Numbering makes DuckDB
+# run the whole classification on one thread (half the speed on two cores), hence
+# UNNUMBERED_LINES for the pass that loads clean files.
+SCAN_LINES = f"""
+SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
+"""
+UNNUMBERED_LINES = f"""
+SELECT filename AS source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
 """
 NUMBERED_LINES = "SELECT source_file, line_number AS seq, line, read_error FROM _numbered"
 
@@ -166,11 +170,10 @@ _TYPED_COLUMNS = ",\n        ".join(
 )
 
 # Every line parsed once (json_extract of all fields; try() makes bad JSON a NULL, not an error)
-# and classified in the same pass; the typed values of valid lines and the raw text of bad ones
-# land in _staged. Nothing here is a window over whole rows: the two rules that need more than
-# one line (truncated last line, duplicate request_id) run after, on narrow columns.
-STAGE = f"""
-CREATE OR REPLACE TEMP TABLE _staged AS
+# and classified in the same pass: the typed values of valid lines, the raw text of bad ones.
+# Nothing here is a window over whole rows: the two rules that need more than one line
+# (truncated last line, duplicate request_id) run after, on narrow columns.
+CLASSIFIED = f"""
 WITH parsed AS (
     SELECT source_file, seq, line, read_error,
            try(json_extract(line, {[_path(f.name) for f in FIELDS]!r})) AS v
@@ -212,6 +215,7 @@ SELECT source_file, seq, reason, CASE WHEN reason IS NOT NULL THEN left(line, {R
         {_TYPED_COLUMNS}
 FROM judged
 """
+STAGE = "CREATE OR REPLACE TEMP TABLE _staged AS " + CLASSIFIED
 
 # A bad line that is its file's last is most likely cut off by a writer that had not finished.
 MARK_TRUNCATED = """
@@ -237,11 +241,30 @@ FROM ({{source}}) src
 WHERE _staged.reason = 'duplicate_request_id' AND _staged.source_file = src.source_file AND _staged.seq = src.seq
 """
 
+_REQUEST_COLUMNS = ", ".join(f.name for f in FIELDS if f.name not in ("request_id", "timestamp"))
 INSERT_REQUESTS = f"""
 INSERT INTO llm_requests
-SELECT $hour, request_id, "timestamp", {", ".join(f.name for f in FIELDS if f.name not in ("request_id", "timestamp"))},
-       source_file
+SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
 FROM _staged WHERE reason IS NULL
+"""
+
+# The fast pass: every valid line of every file straight into llm_requests, in parallel, with no
+# line numbers and no staging copy of the texts. DIRTY_FILES then names the files it cannot
+# settle alone (a bad or undecodable line, a request_id seen twice); ingest takes their rows out
+# again and stages those files exactly.
+INSERT_VALID_LINES = f"""
+INSERT INTO llm_requests
+SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+FROM ({CLASSIFIED.format(source=UNNUMBERED_LINES)}) WHERE reason IS NULL
+"""
+DIRTY_FILES = f"""
+WITH lines AS (SELECT filename AS source_file, count(*) AS n FROM {_READ_CSV} GROUP BY ALL),
+loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL),
+duplicated AS (SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
+SELECT source_file FROM lines LEFT JOIN loaded USING (source_file) WHERE loaded.n IS DISTINCT FROM lines.n
+UNION SELECT s.file_path FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)
+UNION SELECT source_file FROM llm_requests WHERE hour = $hour AND request_id IN (SELECT * FROM duplicated)
+ORDER BY 1
 """
 
 # $numbered: seq already is the line number (the slow path); else seq counts across files.
