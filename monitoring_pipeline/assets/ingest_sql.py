@@ -4,6 +4,11 @@ Every line is read as one VARCHAR (never through read_json's ignore_errors, whic
 line into a silent all-NULL row), then classified in one pass: each line gets either a NULL
 reason (valid) or the first rule it breaks. Lines DuckDB cannot even decode (bad UTF-8, NUL
 bytes) land in the CSV reader's rejects table with their line number and join the same stream.
+
+Two paths share that classification (CLASSIFIED): INSERT_VALID_LINES loads the valid lines of
+all files at once, in parallel and unnumbered; the files it cannot settle alone (DIRTY_FILES)
+are staged with exact line numbers (STAGE), which is what quarantine rows and the first-wins
+rule for duplicate request ids need.
 """
 
 from monitoring_pipeline.schema import FIELDS, RAW_LINE_CAP
@@ -82,7 +87,7 @@ def _path(name: str) -> str:
 
 
 def _type_ok(kind: str, j: str, t: str) -> str:
-    """j: the field's JSON text; t: its JSON type, computed once per line (see STAGE)."""
+    """j: the field's JSON text; t: its JSON type (see _FIELD_COLUMNS)."""
     return {
         "string": f"{t} = 'VARCHAR'",
         "timestamp": f"{t} = 'VARCHAR'",
@@ -140,8 +145,9 @@ def _col(name: str) -> str:
 
 
 # One column per field (v_i its JSON text, t_i its JSON type): the ~40 tests below read columns
-# instead of extracting list elements again and again (about a quarter faster).
-_FIELD_COLUMNS = ", ".join(f"v[{i}] AS v_{i}, t[{i}] AS t_{i}" for i in range(1, len(FIELDS) + 1))
+# instead of extracting list elements again and again (about a quarter faster). The type comes from
+# the extracted value, not from a second parse of the whole line (a fifth faster again).
+_FIELD_COLUMNS = ", ".join(f"v[{i}] AS v_{i}, json_type(v[{i}]) AS t_{i}" for i in range(1, len(FIELDS) + 1))
 
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
@@ -179,17 +185,13 @@ WITH parsed AS (
            try(json_extract(line, {[_path(f.name) for f in FIELDS]!r})) AS v
     FROM ({{source}})
 ),
-typed_fields AS (  -- each field's JSON type, from one more parse of the line instead of one per test
-    SELECT *, CASE WHEN v IS NOT NULL THEN json_type(line, {[_path(f.name) for f in FIELDS]!r}) END AS t
-    FROM parsed
-),
 fields AS (
-    SELECT *, {_FIELD_COLUMNS} FROM typed_fields
+    SELECT *, {_FIELD_COLUMNS} FROM parsed
 ),
 checked AS (
     SELECT *, CASE
             WHEN read_error IS NOT NULL THEN read_error
-            WHEN line IS NULL OR trim(line) = '' THEN 'empty_line'
+            WHEN v IS NULL AND (line IS NULL OR trim(line) = '') THEN 'empty_line'  -- trim copies: bad lines only
             WHEN v IS NULL THEN 'malformed_json'
             -- a valid JSON array or scalar has none of the fields; only then is the line's type looked at
             WHEN CASE WHEN {_col('request_id')} IS NULL AND {_col('timestamp')} IS NULL
