@@ -101,6 +101,15 @@ def test_ingest_a_bad_line_numbers_its_own_file_and_leaves_the_others_whole(logs
     assert meta["quarantine_reasons"].value == {"malformed_json": 1}
 
 
+def test_ingest_repeated_bad_lines_each_get_their_own_number(logs, run_hour, query):
+    logs.lines([json.dumps(record(0)), "{oops", "", json.dumps(record(1)), "{oops", "", json.dumps(record(2)), "{oops"],
+               trailing_newline=False)
+    meta = ingest(run_hour)
+    assert quarantine(query) == [(2, "malformed_json"), (3, "empty_line"), (5, "malformed_json"), (6, "empty_line"),
+                                 (8, "truncated_last_line")]
+    assert (meta["lines_read"].value, meta["rows_ingested"].value) == (8, 3)
+
+
 def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_hour, query):
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.records([record(2), record(0, latency_ms=9.0)], name="b.jsonl")

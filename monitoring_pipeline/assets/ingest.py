@@ -10,19 +10,23 @@ from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, Monitoring
 QUARANTINE_RATE = "quarantine_rate"
 
 
-def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[tuple[str, str]]]:
+class FilesChanged(Exception):
+    """The fast pass does not add up (a file grew or changed between its scans)."""
+
+
+def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour, log) -> tuple[int, list[tuple[str, str]]]:
     """Replace the hour's rows in llm_requests and quarantine, in one transaction. Returns the
     number of lines read and the files DuckDB could not open or decompress (a corrupt .gz, say),
     which are quarantined whole instead of failing the hour."""
     try:
         with transaction(conn):
             _delete_hour(conn, hour)
-            clean_lines, dirty = _load_clean_files(conn, files, hour)
-            numbered = _stage_files(conn, dirty, hour) if dirty else _stage_nothing(conn, hour)
+            settled, exact = _load_fast(conn, files, hour)
+            numbered = _stage_files(conn, exact, hour) if exact else _stage_nothing(conn, hour)
             _insert_staged(conn, hour, numbered, [])
-            return clean_lines + _staged_lines(conn), []
-    except duckdb.Error:
-        pass  # a file that cannot be read (or changed under the fast pass): stage file by file below
+            return settled + _staged_lines(conn), []
+    except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
+        log.info(f"Staging the hour file by file: {str(err).splitlines()[0][:500]}")
     conn.execute("RESET preserve_insertion_order")
     unreadable, numbered = _stage(conn, files, hour)
     with transaction(conn):
@@ -36,10 +40,10 @@ def _delete_hour(conn: duckdb.DuckDBPyConnection, hour) -> None:
     conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
 
 
-def _load_clean_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[str]]:
-    """The fast pass: load every file's valid lines in parallel, then take back the rows of the
-    files that need line numbers (see ingest_sql.INSERT_VALID_LINES). Returns the lines of the
-    files kept, all loaded, and the files left to stage."""
+def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[str]]:
+    """The fast pass (see ingest_sql.INSERT_VALID_LINES): load every file's valid lines at once,
+    in parallel; quarantine the bad lines of files that have some; take back the rows of the files
+    that need the exact path. Returns the lines of the files settled, and the files left."""
     if not files:
         return 0, []
     conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
@@ -48,12 +52,33 @@ def _load_clean_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -
         conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
     finally:
         conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
-    dirty = [row[0] for row in conn.execute(sql.DIRTY_FILES, {"files": files, "hour": hour}).fetchall()]
-    if dirty:
+    dirty = conn.execute(sql.DIRTY_FILES, {"files": files, "hour": hour}).fetchall()
+    exact = [f for f, needs_exact, _ in dirty if needs_exact]
+    with_bad_lines = {f: lines for f, needs_exact, lines in dirty if not needs_exact}
+    if exact:
         conn.execute("DELETE FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files))",
-                     {"hour": hour, "files": dirty})
-    clean_lines = conn.execute("SELECT count(*) FROM llm_requests WHERE hour = $hour", {"hour": hour}).fetchone()[0]
-    return clean_lines, dirty
+                     {"hour": hour, "files": exact})
+    if with_bad_lines:
+        _quarantine_bad_lines(conn, with_bad_lines, hour)
+    return conn.execute("SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour)"
+                        " + (SELECT count(*) FROM quarantine WHERE hour = $hour)", {"hour": hour}).fetchone()[0], exact
+
+
+def _quarantine_bad_lines(conn: duckdb.DuckDBPyConnection, lines_per_file: dict[str, int], hour) -> None:
+    """Number and quarantine the bad lines of files whose valid rows the fast pass loaded, and
+    check that each file's lines are its rows plus its bad lines."""
+    files = sorted(lines_per_file)
+    conn.execute(sql.BAD_LINES, {"files": files, "hour": hour})
+    conn.execute(sql.LOCATE_BAD_LINES, {"files": files})
+    counted = dict(conn.execute(
+        "SELECT source_file, sum(n) FROM (SELECT source_file, count(*) AS n FROM _located GROUP BY ALL"
+        " UNION ALL SELECT source_file, count(*) FROM llm_requests WHERE hour = $hour"
+        " AND source_file IN (SELECT unnest($files)) GROUP BY ALL) GROUP BY ALL", {"hour": hour, "files": files}
+    ).fetchall())
+    bad, located = conn.execute("SELECT (SELECT count(*) FROM _bad_lines), (SELECT count(*) FROM _located)").fetchone()
+    if counted != lines_per_file or bad != located:
+        raise FilesChanged(f"lines {lines_per_file} vs rows + bad lines {counted}; {bad} bad lines, {located} located")
+    conn.execute(sql.INSERT_LOCATED, {"hour": hour})
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[list[tuple[str, str]], bool]:
@@ -146,7 +171,7 @@ def llm_requests(
         conn.execute(sql.LLM_REQUESTS_DDL)
         conn.execute(sql.QUARANTINE_DDL)
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
-        lines_read, unreadable = _replace_hour(conn, files, hour)
+        lines_read, unreadable = _replace_hour(conn, files, hour, context.log)
         ingested, quarantined = conn.execute(
             "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour),"
             " (SELECT count(*) FROM quarantine WHERE hour = $hour)", {"hour": hour}).fetchone()

@@ -213,6 +213,7 @@ judged AS (
     FROM typed
 )
 SELECT source_file, seq, reason, CASE WHEN reason IS NOT NULL THEN left(line, {RAW_LINE_CAP}) END AS line,
+       CASE WHEN reason IS NOT NULL THEN hash(line) END AS line_hash,
        CASE WHEN reason IS NULL THEN ts_utc END AS "timestamp",
         {_TYPED_COLUMNS}
 FROM judged
@@ -251,9 +252,10 @@ FROM _staged WHERE reason IS NULL
 """
 
 # The fast pass: every valid line of every file straight into llm_requests, in parallel, with no
-# line numbers and no staging copy of the texts. DIRTY_FILES then names the files it cannot
-# settle alone (a bad or undecodable line, a request_id seen twice); ingest takes their rows out
-# again and stages those files exactly.
+# line numbers and no staging copy of the texts. DIRTY_FILES then names the files it did not
+# settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
+# their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
+# request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
 INSERT_VALID_LINES = f"""
 INSERT INTO llm_requests
 SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
@@ -262,11 +264,52 @@ FROM ({CLASSIFIED.format(source=UNNUMBERED_LINES)}) WHERE reason IS NULL
 DIRTY_FILES = f"""
 WITH lines AS (SELECT filename AS source_file, count(*) AS n FROM {_READ_CSV} GROUP BY ALL),
 loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL),
-duplicated AS (SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
-SELECT source_file FROM lines LEFT JOIN loaded USING (source_file) WHERE loaded.n IS DISTINCT FROM lines.n
-UNION SELECT s.file_path FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)
-UNION SELECT source_file FROM llm_requests WHERE hour = $hour AND request_id IN (SELECT * FROM duplicated)
+rejected AS (SELECT s.file_path AS source_file FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)),
+duplicated AS (
+    SELECT source_file FROM llm_requests
+    WHERE hour = $hour AND request_id IN (
+        SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
+),
+dirty AS (
+    SELECT source_file FROM lines LEFT JOIN loaded USING (source_file) WHERE loaded.n IS DISTINCT FROM lines.n
+    UNION SELECT * FROM rejected UNION SELECT * FROM duplicated
+)
+SELECT source_file, source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated) AS exact,
+       coalesce(lines.n, 0) AS lines
+FROM dirty LEFT JOIN lines USING (source_file)
 ORDER BY 1
+"""
+
+# The bad lines of files whose valid rows stay as loaded, classified again in parallel...
+BAD_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _bad_lines AS
+SELECT source_file, line_hash, reason, line FROM ({CLASSIFIED.format(source=UNNUMBERED_LINES)})
+WHERE reason IS NOT NULL
+"""
+# ... and numbered by a scan that only numbers and hashes lines (no parse): the k-th bad line
+# with a given hash is the k-th line of its file with that hash (identical lines share a reason).
+# A good line whose 64-bit hash equals a bad line's would take its number: ~1e-10 per hour of a
+# million lines. Valid only when the reader rejected no line (those files are staged exactly).
+LOCATE_BAD_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _located AS
+WITH numbered AS (
+    SELECT filename AS source_file, row_number() OVER () AS seq, hash(line) AS line_hash FROM {_READ_CSV}
+), files AS (
+    SELECT source_file, min(seq) AS first_seq, max(seq) AS last_seq FROM numbered GROUP BY ALL
+), candidates AS (
+    SELECT source_file, seq - first_seq + 1 AS line_number, seq = last_seq AS is_last, line_hash,
+           row_number() OVER (PARTITION BY source_file, line_hash ORDER BY seq) AS k
+    FROM numbered JOIN files USING (source_file)
+    WHERE line_hash IN (SELECT line_hash FROM _bad_lines)
+), bad AS (
+    SELECT *, row_number() OVER (PARTITION BY source_file, line_hash ORDER BY reason, line) AS k FROM _bad_lines
+)
+SELECT source_file, line_number,
+       CASE WHEN reason = 'malformed_json' AND is_last THEN 'truncated_last_line' ELSE reason END AS reason, line
+FROM bad JOIN candidates USING (source_file, line_hash, k)
+"""
+INSERT_LOCATED = """
+INSERT INTO quarantine SELECT $hour, source_file, line_number, reason, line, now()::TIMESTAMP FROM _located
 """
 
 # $numbered: seq already is the line number (the slow path); else seq counts across files.
