@@ -52,32 +52,27 @@ def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple
         conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
     finally:
         conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
-    dirty = conn.execute(sql.DIRTY_FILES, {"files": files, "hour": hour}).fetchall()
-    exact = [f for f, needs_exact, _ in dirty if needs_exact]
-    with_bad_lines = {f: lines for f, needs_exact, lines in dirty if not needs_exact}
+    status = conn.execute(sql.FILE_STATUS, {"files": files, "hour": hour}).fetchall()
+    exact = [f for f, _, _, needs_exact in status if needs_exact]
+    bad_lines = {f: lines - loaded for f, lines, loaded, needs_exact in status if not needs_exact and loaded != lines}
     if exact:
         conn.execute("DELETE FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files))",
                      {"hour": hour, "files": exact})
-    if with_bad_lines:
-        _quarantine_bad_lines(conn, with_bad_lines, hour)
-    return conn.execute("SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour)"
-                        " + (SELECT count(*) FROM quarantine WHERE hour = $hour)", {"hour": hour}).fetchone()[0], exact
+    if bad_lines:
+        _quarantine_bad_lines(conn, bad_lines, hour)
+    return sum(lines for _, lines, _, needs_exact in status if not needs_exact), exact
 
 
-def _quarantine_bad_lines(conn: duckdb.DuckDBPyConnection, lines_per_file: dict[str, int], hour) -> None:
-    """Number and quarantine the bad lines of files whose valid rows the fast pass loaded, and
-    check that each file's lines are its rows plus its bad lines."""
-    files = sorted(lines_per_file)
+def _quarantine_bad_lines(conn: duckdb.DuckDBPyConnection, expected: dict[str, int], hour) -> None:
+    """Number and quarantine the bad lines of files whose valid rows the fast pass loaded;
+    `expected`: how many each file has (its lines minus its rows)."""
+    files = sorted(expected)
     conn.execute(sql.BAD_LINES, {"files": files, "hour": hour})
     conn.execute(sql.LOCATE_BAD_LINES, {"files": files})
-    counted = dict(conn.execute(
-        "SELECT source_file, sum(n) FROM (SELECT source_file, count(*) AS n FROM _located GROUP BY ALL"
-        " UNION ALL SELECT source_file, count(*) FROM llm_requests WHERE hour = $hour"
-        " AND source_file IN (SELECT unnest($files)) GROUP BY ALL) GROUP BY ALL", {"hour": hour, "files": files}
-    ).fetchall())
-    bad, located = conn.execute("SELECT (SELECT count(*) FROM _bad_lines), (SELECT count(*) FROM _located)").fetchone()
-    if counted != lines_per_file or bad != located:
-        raise FilesChanged(f"lines {lines_per_file} vs rows + bad lines {counted}; {bad} bad lines, {located} located")
+    found = dict(conn.execute("SELECT source_file, count(*) FROM _bad_lines GROUP BY ALL").fetchall())
+    located = dict(conn.execute("SELECT source_file, count(*) FROM _located GROUP BY ALL").fetchall())
+    if not expected == found == located:
+        raise FilesChanged(f"bad lines per file: {expected} from the counts, {found} classified, {located} located")
     conn.execute(sql.INSERT_LOCATED, {"hour": hour})
 
 

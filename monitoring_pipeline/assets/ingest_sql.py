@@ -5,10 +5,11 @@ line into a silent all-NULL row), then classified in one pass: each line gets ei
 reason (valid) or the first rule it breaks. Lines DuckDB cannot even decode (bad UTF-8, NUL
 bytes) land in the CSV reader's rejects table with their line number and join the same stream.
 
-Two paths share that classification (CLASSIFIED): INSERT_VALID_LINES loads the valid lines of
-all files at once, in parallel and unnumbered; the files it cannot settle alone (DIRTY_FILES)
-are staged with exact line numbers (STAGE), which is what quarantine rows and the first-wins
-rule for duplicate request ids need.
+All paths share that classification (CLASSIFIED). INSERT_VALID_LINES loads the valid lines of all
+files at once, in parallel and unnumbered; FILE_STATUS then compares each file's lines with its
+rows. A file's bad lines are classified again and numbered by their hash (BAD_LINES,
+LOCATE_BAD_LINES); a file with an undecodable line or a duplicate request_id is staged with exact
+line numbers instead (STAGE), which the decoding offsets and the first-wins rule need.
 """
 
 from monitoring_pipeline.schema import FIELDS, RAW_LINE_CAP
@@ -252,7 +253,7 @@ FROM _staged WHERE reason IS NULL
 """
 
 # The fast pass: every valid line of every file straight into llm_requests, in parallel, with no
-# line numbers and no staging copy of the texts. DIRTY_FILES then names the files it did not
+# line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
 # settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
 # request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
@@ -261,7 +262,7 @@ INSERT INTO llm_requests
 SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
 FROM ({CLASSIFIED.format(source=UNNUMBERED_LINES)}) WHERE reason IS NULL
 """
-DIRTY_FILES = f"""
+FILE_STATUS = f"""
 WITH lines AS (SELECT filename AS source_file, count(*) AS n FROM {_READ_CSV} GROUP BY ALL),
 loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL),
 rejected AS (SELECT s.file_path AS source_file FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)),
@@ -269,14 +270,11 @@ duplicated AS (
     SELECT source_file FROM llm_requests
     WHERE hour = $hour AND request_id IN (
         SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
-),
-dirty AS (
-    SELECT source_file FROM lines LEFT JOIN loaded USING (source_file) WHERE loaded.n IS DISTINCT FROM lines.n
-    UNION SELECT * FROM rejected UNION SELECT * FROM duplicated
 )
-SELECT source_file, source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated) AS exact,
-       coalesce(lines.n, 0) AS lines
-FROM dirty LEFT JOIN lines USING (source_file)
+SELECT source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
+       source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated) AS exact
+FROM (SELECT source_file FROM lines UNION SELECT source_file FROM loaded UNION SELECT * FROM rejected)
+     LEFT JOIN lines USING (source_file) LEFT JOIN loaded USING (source_file)
 ORDER BY 1
 """
 
