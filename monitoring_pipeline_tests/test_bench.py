@@ -1,4 +1,4 @@
-"""Smoke test of `monitoring-pipeline bench` at 1,000 rows: it reports the three timings, peak
+"""Smoke test of `monitoring-pipeline bench` at 1,000 rows: it reports the timings, peak
 memory and row counts (no timing assertions: the figures live in the README)."""
 
 import json
@@ -11,13 +11,13 @@ def test_bench_reports_three_timings_and_row_counts(tmp_path, capsys):
     figures = tmp_path / "bench.json"
     assert main(["bench", "--rows", "1000", "--dir", str(tmp_path / "work"), "--json", str(figures)]) == 0
     out = capsys.readouterr().out
-    for label in ("(a) bare DuckDB", "(b) hourly materialization", "(c) pandas"):
+    for label in ("(a) bare DuckDB", "(b) hourly materialization", "(b') the same, bad lines inside", "(c) pandas"):
         line = next(line for line in out.splitlines() if label in line)
         assert re.search(r"[\d.]+ s \(work +[\d.]+ s\) +peak +[\d,]+ MB +rows 1,000$", line), line
-    assert "b/a = " in out and "c/b = " in out and "B/request" in out
+    assert "b/a = " in out and "b'/a = " in out and "c/b = " in out and "B/request" in out
     results = json.loads(figures.read_text())
-    assert {name: results[name]["rows"] for name in ("duckdb", "pipeline", "pandas")} == \
-        {"duckdb": 1000, "pipeline": 1000, "pandas": 1000}
-    assert results["pipeline"]["quarantined"] == 2
+    assert {name: results[name]["rows"] for name in ("duckdb", "pipeline", "pipeline_inside", "pandas")} == \
+        {"duckdb": 1000, "pipeline": 1000, "pipeline_inside": 1000, "pandas": 1000}
+    assert results["pipeline"]["quarantined"] == results["pipeline_inside"]["quarantined"] == 2
     assert results["storage"]["bytes_after"] < results["storage"]["bytes_before"]
     assert list((tmp_path / "work").iterdir()) == []  # generated data is removed unless --keep
