@@ -1,6 +1,8 @@
 """Ingest: every line is ingested or quarantined with a reason, and re-runs give the same rows."""
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -136,6 +138,37 @@ def test_ingest_loads_a_clean_file_exactly_as_one_with_a_bad_line(logs, run_hour
     ingest(run_hour)
     assert query(f"SELECT {columns}") == fast and len(fast) == 5
     assert query("SELECT line_number, reason FROM quarantine") == [(3, "malformed_json")]
+
+
+def test_ingest_a_file_growing_during_the_run_still_reconciles(logs, run_hour, query):
+    """A writer still appending to the hour: ingest reads the file more than once, so a count that
+    no longer adds up must make it start over on one consistent read, not load lines twice or lose any."""
+    initial = 20_000
+    path = logs.records([record(i) for i in range(initial)])
+    stop = threading.Event()
+
+    def append():
+        with path.open("a") as f:
+            i = initial
+            while not stop.is_set():
+                f.write(json.dumps(record(i)) + "\n")
+                f.flush()
+                i += 1
+                time.sleep(0.0005)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        meta = ingest(run_hour)
+    finally:
+        stop.set()
+        writer.join()
+    ingested, quarantined = meta["rows_ingested"].value, meta["rows_quarantined"].value
+    assert meta["lines_read"].value == ingested + quarantined
+    assert ingested >= initial
+    assert query("SELECT count(*) = count(DISTINCT request_id) FROM llm_requests") == [(True,)]
+    assert query("SELECT count(*) FROM llm_requests") == [(ingested,)]
+    assert all(reason == "truncated_last_line" for _, reason in quarantine(query))
 
 
 def test_ingest_raw_line_is_capped(logs, run_hour, query):
