@@ -80,10 +80,23 @@ def generate(path: Path, rows: int) -> None:
     inside = _inside_copy(path)
     inside.parent.mkdir(parents=True, exist_ok=True)
     with path.open("rb") as src, inside.open("wb") as dst:
-        for i, line in enumerate(src):
-            if i == rows // 2:
-                dst.write("".join(f"{bad}\n" for bad in BAD_LINES).encode())
-            dst.write(line)
+        rest = _copy_lines(src, dst, rows // 2)
+        dst.write("".join(f"{bad}\n" for bad in BAD_LINES).encode())
+        dst.write(rest)
+        shutil.copyfileobj(src, dst)
+
+
+def _copy_lines(src, dst, lines: int, block_size: int = 1 << 24) -> bytes:
+    """Copy the first `lines` lines of src to dst, 16 MB at a time; return the rest of the last block read."""
+    while block := src.read(block_size):
+        if block.count(b"\n") < lines:
+            lines -= block.count(b"\n")
+            dst.write(block)
+            continue
+        rest = block.split(b"\n", lines)[-1]
+        dst.write(block[:len(block) - len(rest)])
+        return rest
+    return b""
 
 
 def _inside_copy(path: Path) -> Path:

@@ -27,7 +27,7 @@ def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour, log) 
             return settled + _staged_lines(conn), []
     except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
         log.info(f"Staging the hour file by file: {str(err).splitlines()[0][:500]}")
-    conn.execute("RESET preserve_insertion_order")
+    conn.execute("RESET preserve_insertion_order")  # in case the RESET in _load_fast met an aborted transaction
     unreadable, numbered = _stage(conn, files, hour)
     with transaction(conn):
         _delete_hour(conn, hour)
@@ -46,7 +46,7 @@ def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple
     that need the exact path. Returns the lines of the files settled, and the files left."""
     if not files:
         return 0, []
-    conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+    conn.execute(sql.DROP_REJECTS)
     conn.execute("SET preserve_insertion_order = false")  # rows land in any order; nothing reads them in order
     try:
         conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
@@ -106,12 +106,12 @@ def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> boo
     """The exact path: every line of the files numbered and classified into _staged, with the
     rules that need more than one line. Returns whether _staged.seq is already the line number."""
     params = {"files": files, "hour": hour}
-    conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+    conn.execute(sql.DROP_REJECTS)
     conn.execute(sql.STAGE.format(source=sql.SCAN_LINES), params)
     source, numbered = sql.SCAN_LINES, False
     if conn.execute("SELECT count(*) FROM _rejects").fetchone()[0]:
         # Lines DuckDB could not decode: number every line exactly, then classify again.
-        conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+        conn.execute(sql.DROP_REJECTS)
         conn.execute(sql.READ_LINES, {"files": files})
         conn.execute(sql.NUMBER_LINES)
         source, numbered, params = sql.NUMBERED_LINES, True, {"hour": hour}
@@ -120,7 +120,7 @@ def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> boo
     conn.execute(sql.MARK_DUPLICATES)
     if conn.execute("SELECT count(*) FROM _staged WHERE reason = 'duplicate_request_id'").fetchone()[0]:
         if not numbered:
-            conn.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans")
+            conn.execute(sql.DROP_REJECTS)
         conn.execute(sql.FILL_DUPLICATE_LINES.format(source=source), {k: v for k, v in params.items() if k == "files"})
     return numbered
 

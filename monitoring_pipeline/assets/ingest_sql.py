@@ -51,6 +51,8 @@ _READ_CSV = """read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), q
               header = false, auto_detect = false, new_line = '\\n', filename = true,
               store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')"""
 
+DROP_REJECTS = "DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans"  # before a scan that reads them
+
 READ_LINES = f"""
 CREATE OR REPLACE TEMP TABLE _lines AS
 SELECT filename AS source_file, row_number() OVER () AS seq, line FROM {_READ_CSV}
