@@ -3,6 +3,7 @@
 Used by the app-side writer (applog), by ingest validation, and by the README's table.
 """
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,7 +19,7 @@ FIELDS: tuple[Field, ...] = (
     Field("request_id", "string", True, "unique id of the model call"),
     Field("timestamp", "timestamp", True, "ISO 8601 with offset, when the call started"),
     Field("model", "string", True, "model or deployment name"),
-    Field("latency_ms", "number", True, "end-to-end latency in milliseconds, >= 0"),
+    Field("latency_ms", "number", True, "end-to-end latency in milliseconds, >= 0 (NaN and Infinity are invalid)"),
     Field("input_tokens", "integer", True, "prompt tokens, >= 0"),
     Field("output_tokens", "integer", True, "completion tokens, >= 0"),
     Field("status", "status", True, '"ok" or "error"'),
@@ -62,7 +63,7 @@ def validate_record(record: dict) -> list[str]:
         }[field.kind]
         if not ok:
             problems.append(f"wrong_type:{field.name}")
-        elif field.kind in ("number", "integer") and value < 0:
+        elif field.kind in ("number", "integer") and not 0 <= value < math.inf:  # NaN fails both
             problems.append(f"invalid_value:{field.name}")
         elif field.kind == "stars" and not 1 <= value <= 5:
             problems.append(f"invalid_value:{field.name}")

@@ -49,6 +49,8 @@ def test_ingest_valid_lines_become_rows_with_typed_values(logs, run_hour, query)
         (json.dumps(record(1, safety_flags=["pii", 3])).encode(), "wrong_type:safety_flags"),
         (json.dumps(record(1, feedback=True)).encode(), "wrong_type:feedback"),
         (json.dumps(record(1, latency_ms=-1)).encode(), "invalid_value:latency_ms"),
+        (json.dumps(record(1, latency_ms=float("nan"))).encode(), "invalid_value:latency_ms"),
+        (json.dumps(record(1, latency_ms=1e400)).encode(), "invalid_value:latency_ms"),
         (json.dumps(record(1, input_tokens=-3)).encode(), "invalid_value:input_tokens"),
         (json.dumps(record(1, output_tokens=-3)).encode(), "invalid_value:output_tokens"),
         (json.dumps(record(1, feedback=0)).encode(), "invalid_value:feedback"),
@@ -138,6 +140,35 @@ def test_ingest_loads_a_clean_file_exactly_as_one_with_a_bad_line(logs, run_hour
     ingest(run_hour)
     assert query(f"SELECT {columns}") == fast and len(fast) == 5
     assert query("SELECT line_number, reason FROM quarantine") == [(3, "malformed_json")]
+
+
+EDGE_LINES = [
+    json.dumps(record(1))[:-1] + ",}",  # a trailing comma: both of DuckDB's JSON parsers accept it
+    "[" + json.dumps(record(1)) + "]",
+    json.dumps(record(1)) + " " + json.dumps(record(7)),
+    json.dumps(record(1)) + " trailing",
+    json.dumps(record(1)).replace('"request_id"', '"Request_ID"'),
+    json.dumps(record(1)).replace('"latency_ms": 500.0', '"latency_ms": 500.0, "latency_ms": -1'),
+    json.dumps(record(1)).replace(", ", ",\n"),  # one record over several lines
+    "   ",
+]
+
+
+@pytest.mark.parametrize("line", EDGE_LINES)
+def test_ingest_reads_edge_lines_in_a_clean_file_as_in_one_with_a_bad_line(logs, run_hour, query, line):
+    """A clean file's lines are parsed by read_json, a file with bad lines is classified from its
+    text: a line one of them accepts and the other rejects must not change what the hour holds."""
+    lines = [json.dumps(record(0)), *line.split("\n"), json.dumps(record(2))]
+    logs.lines(lines)
+    clean = ingest(run_hour)
+    rows = query("SELECT * EXCLUDE (source_file) FROM llm_requests ORDER BY request_id")
+    held = [(n + 1, reason) for n, reason in quarantine(query)]
+    logs.lines(["{oops", *lines])
+    with_bad_line = ingest(run_hour)
+    assert query("SELECT * EXCLUDE (source_file) FROM llm_requests ORDER BY request_id") == rows
+    assert quarantine(query) == [(1, "malformed_json"), *held]
+    assert clean["lines_read"].value == len(lines) == clean["rows_ingested"].value + clean["rows_quarantined"].value
+    assert with_bad_line["lines_read"].value == len(lines) + 1
 
 
 def test_ingest_a_file_growing_during_the_run_still_reconciles(logs, run_hour, query):

@@ -46,13 +46,14 @@ def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple
     that need the exact path. Returns the lines of the files settled, and the files left."""
     if not files:
         return 0, []
-    conn.execute(sql.DROP_REJECTS)
     conn.execute("SET preserve_insertion_order = false")  # rows land in any order; nothing reads them in order
     try:
         conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
     finally:
         conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
-    status = conn.execute(sql.FILE_STATUS, {"files": files, "hour": hour}).fetchall()
+    conn.execute(sql.DROP_REJECTS)
+    conn.execute(sql.COUNT_LINES, {"files": files})
+    status = conn.execute(sql.FILE_STATUS, {"hour": hour}).fetchall()
     exact = [f for f, _, _, needs_exact in status if needs_exact]
     bad_lines = {f: lines - loaded for f, lines, loaded, needs_exact in status if not needs_exact and loaded != lines}
     if exact:
