@@ -198,6 +198,7 @@ PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pipeline_inside":
 def run_phase(name: str, work: Path, log_file: Path) -> dict:
     """Run one phase in a child; time it, and read its peak RSS from the kernel's rusage."""
     out = work / f"{name}.json"
+    os.sync()  # the OS writing back earlier phases' files (or the generated logs) would slow this one
     started = time.monotonic()
     with (work / f"{name}.log").open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "monitoring_pipeline.bench", "_phase", name, str(work),
