@@ -34,7 +34,7 @@ STRATA = ("safety_flag", "error", "low_feedback", "slow", "model_coverage", "ran
 SELECT_SAMPLE = """
 INSERT INTO review_sample
 WITH hour_rows AS MATERIALIZED (
-    SELECT request_id, model, latency_ms,
+    SELECT rowid AS row, request_id, model, latency_ms,
            ('0x' || left(md5(request_id), 8))::UBIGINT / 4294967296.0 AS u,
            len(safety_flags) > 0 AS is_safety_flag,
            status = 'error' AS is_error,
@@ -82,7 +82,7 @@ SELECT r.hour, k.request_id,
        k.priority, r."timestamp", k.model, r.status, r.error_type, k.latency_ms, r.feedback, r.safety_flags,
        CASE WHEN r.user_id IS NOT NULL THEN sha256($salt || r.user_id) END AS user_hash,
        redact(r.prompt), redact(r.response)
-FROM kept k JOIN llm_requests r ON r.hour = $hour AND r.request_id = k.request_id
+FROM kept k JOIN llm_requests r ON r.rowid = k.row  -- fetches the kept rows, not a scan of all the texts
 """
 
 
