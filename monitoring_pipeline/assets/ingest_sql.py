@@ -1,15 +1,21 @@
 """The SQL that turns an hour's log lines into llm_requests rows and quarantine rows.
 
-Every line is read as one VARCHAR (never through read_json's ignore_errors, which turns a bad
-line into a silent all-NULL row), then classified in one pass: each line gets either a NULL
-reason (valid) or the first rule it breaks. Lines DuckDB cannot even decode (bad UTF-8, NUL
-bytes) land in the CSV reader's rejects table with their line number and join the same stream.
+Every line is classified in one pass: it gets either a NULL reason (valid) or the first rule it
+breaks. Two parsers feed that classification (CLASSIFIED): read_json with every field as a JSON
+column, for the fast pass, and each line read as one VARCHAR and parsed with json_extract, for
+the lines that need a reason and a line number. read_json's ignore_errors turns a bad line into
+an all-NULL row with no text, so it never decides what a bad line is: it only loads valid ones.
+Lines DuckDB cannot even decode (bad UTF-8, NUL bytes) land in the CSV reader's rejects table
+with their line number and join the same stream.
 
-All paths share that classification (CLASSIFIED). INSERT_VALID_LINES loads the valid lines of all
-files at once, in parallel and unnumbered; FILE_STATUS then compares each file's lines with its
-rows. A file's bad lines are classified again and numbered by their hash (BAD_LINES,
-LOCATE_BAD_LINES); a file with an undecodable line or a duplicate request_id is staged with exact
-line numbers instead (STAGE), which the decoding offsets and the first-wins rule need.
+INSERT_VALID_LINES loads the valid lines of all files at once, in parallel and unnumbered;
+FILE_STATUS then compares each file's lines with its rows. A file's bad lines are classified
+again from their text and numbered by their hash (BAD_LINES, LOCATE_BAD_LINES); a file with an
+undecodable line or a duplicate request_id is staged with exact line numbers instead (STAGE),
+which the decoding offsets and the first-wins rule need. Both parsers are DuckDB's yyjson and
+give the same JSON text per field (test_ingest's edge lines pin this). Were they ever to disagree
+on a line of a file that also has bad lines, its counts would not add up, and the hour is then
+staged exactly.
 """
 
 from monitoring_pipeline.schema import FIELDS, RAW_LINE_CAP
@@ -163,7 +169,7 @@ def _field_columns(values: list[str]) -> str:
 # line's number is seq minus its file's first seq, plus one. Right only when the reader rejected no
 # line; otherwise ingest re-reads through READ_LINES/NUMBER_LINES above. Numbering makes DuckDB
 # run the whole classification on one thread (half the speed on two cores), hence
-# UNNUMBERED_LINES for the pass that loads clean files.
+# UNNUMBERED_LINES for classifying the bad lines of files whose good lines stay loaded.
 SCAN_LINES = f"""
 SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
 """
