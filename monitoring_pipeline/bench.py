@@ -106,13 +106,20 @@ def _inside_copy(path: Path) -> Path:
     return logs.with_name("logs_inside") / path.relative_to(logs)
 
 
+def _fresh(db: Path) -> Path:
+    """An empty database for every run of a phase: a repeat must not first delete the last run's rows."""
+    for path in (db, db.with_name(db.name + ".wal")):
+        path.unlink(missing_ok=True)
+    return db
+
+
 # ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.bench _phase ...
 
 def phase_duckdb(work: Path, log_file: Path) -> dict:
     import duckdb
 
     started = time.monotonic()
-    with duckdb.connect(str(work / "floor.duckdb")) as conn:
+    with duckdb.connect(str(_fresh(work / "floor.duckdb"))) as conn:
         conn.execute("CREATE OR REPLACE TABLE raw AS SELECT * FROM read_json($f, format = 'newline_delimited', "
                      "ignore_errors = true)", {"f": str(log_file)})
         rows = conn.execute("SELECT count(*) FROM raw").fetchone()[0]
@@ -127,7 +134,7 @@ def phase_pipeline(work: Path, log_file: Path, logs: str = "logs") -> dict:
 
     config = work / "config.yaml"
     config.write_text(f"review: {{output_dir: {work / 'review'}}}\n")
-    db = work / ("monitoring.duckdb" if logs == "logs" else f"monitoring_{logs}.duckdb")
+    db = _fresh(work / ("monitoring.duckdb" if logs == "logs" else f"monitoring_{logs}.duckdb"))
     resources = {**defs.resources, "warehouse": DuckDBWarehouse(database=str(db)),
                  "logs": LogSource(log_dir=str(work / logs)), "settings": MonitoringSettings(config_path=str(config))}
     with dg.instance_for_test() as instance:

@@ -45,6 +45,9 @@ def test_log_request_rejects_a_record_ingest_would_quarantine(app_logger, logs):
     with pytest.raises(ValueError) as raised:
         log_request(app_logger, model="m", latency_ms=-1, input_tokens=1, output_tokens=1)
     assert "invalid_value:latency_ms" in str(raised.value) and "missing_field:status" in str(raised.value)
+    for latency in (float("nan"), float("inf")):  # json.dumps would write NaN / Infinity, which ingest rejects
+        with pytest.raises(ValueError, match="invalid_value:latency_ms"):
+            log_request(app_logger, model="m", latency_ms=latency, input_tokens=1, output_tokens=1, status="ok")
     with pytest.raises(ValueError, match="unknown_field:temperature"):
         log_request(app_logger, model="m", latency_ms=1, input_tokens=1, output_tokens=1, status="ok", temperature=0.2)
     assert not list(logs.root.rglob("*.jsonl"))
