@@ -114,6 +114,18 @@ def test_ingest_repeated_bad_lines_each_get_their_own_number(logs, run_hour, que
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (8, 3)
 
 
+def test_ingest_a_bad_line_with_the_request_id_of_a_good_one_is_still_quarantined(logs, run_hour, query):
+    """Bad lines are looked for among lines whose request_id is not loaded; one that shares a loaded
+    id is missed there, which the per-file counts catch."""
+    logs.lines([json.dumps(record(0)), json.dumps(record(1)), json.dumps(record(0, latency_ms=-1)),
+                json.dumps(record(2))])
+    meta = ingest(run_hour)
+    assert quarantine(query) == [(3, "invalid_value:latency_ms")]
+    assert query("SELECT request_id, latency_ms FROM llm_requests ORDER BY 1") == [
+        ("req-10-00000", 500.0), ("req-10-00001", 500.0), ("req-10-00002", 500.0)]
+    assert (meta["lines_read"].value, meta["rows_ingested"].value) == (4, 3)
+
+
 def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_hour, query):
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.records([record(2), record(0, latency_ms=9.0)], name="b.jsonl")
@@ -200,6 +212,17 @@ def test_ingest_a_file_growing_during_the_run_still_reconciles(logs, run_hour, q
     assert query("SELECT count(*) = count(DISTINCT request_id) FROM llm_requests") == [(True,)]
     assert query("SELECT count(*) FROM llm_requests") == [(ingested,)]
     assert all(reason == "truncated_last_line" for _, reason in quarantine(query))
+
+
+def test_ingest_reads_windows_line_endings(logs, run_hour, query):
+    lines = [json.dumps(record(0)), "{oops", "", json.dumps(record(3))]
+    (logs.folder(HOUR) / "windows.jsonl").write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    logs.records([record(4)], name="unix.jsonl")
+    meta = ingest(run_hour)
+    assert quarantine(query) == [(2, "malformed_json"), (3, "empty_line")]
+    assert query("SELECT request_id, prompt FROM llm_requests ORDER BY 1") == [
+        ("req-10-00000", record(0)["prompt"]), ("req-10-00003", record(3)["prompt"]), ("req-10-00004", record(4)["prompt"])]
+    assert (meta["lines_read"].value, meta["unreadable_files"].value) == (5, 0)
 
 
 def test_ingest_raw_line_is_capped(logs, run_hour, query):
