@@ -240,10 +240,17 @@ def test_ingest_reads_every_file_of_the_hour_including_gzip(logs, run_hour, quer
     assert query("SELECT count(DISTINCT source_file) FROM llm_requests") == [(2,)]
 
 
-def test_ingest_corrupt_gzip_is_quarantined_and_the_rest_of_the_hour_ingested(logs, run_hour, query):
+@pytest.mark.parametrize("name, data", [
+    ("broken.jsonl.gz", b"\x1f\x8b not really gzip"),
+    ("stray_cr.jsonl", b'{"request_id": "a\rb"}\n' + json.dumps(record(9)).encode() + b"\n"),  # DuckDB's reader refuses it
+])
+def test_ingest_unreadable_file_is_quarantined_and_the_rest_of_the_hour_ingested(logs, run_hour, query, name, data):
     logs.records([record(0), record(1)], name="good.jsonl")
-    (logs.folder() / "broken.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")
-    meta = ingest(run_hour)
+    (logs.folder() / name).write_bytes(data)
+    result = run_hour(PARTITION, assets=[llm_requests])
+    meta = result.asset_materializations_for_node("llm_requests")[0].metadata
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "quarantine_rate" and not evaluation.passed
     assert meta["rows_ingested"].value == 2
     assert meta["unreadable_files"].value == 1
     (line, reason), = query("SELECT line_number, reason FROM quarantine")
