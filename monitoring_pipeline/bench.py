@@ -106,11 +106,9 @@ def _inside_copy(path: Path) -> Path:
     return logs.with_name("logs_inside") / path.relative_to(logs)
 
 
-def _fresh(db: Path) -> Path:
-    """An empty database for every run of a phase: a repeat must not first delete the last run's rows."""
-    for path in (db, db.with_name(db.name + ".wal")):
-        path.unlink(missing_ok=True)
-    return db
+# Each contestant's database; run_phase empties it first, so a repeat does not begin by deleting
+# the last run's rows. `storage` works on the pipeline's.
+DATABASES = {"duckdb": "floor.duckdb", "pipeline": "monitoring.duckdb", "pipeline_inside": "monitoring_inside.duckdb"}
 
 
 # ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.bench _phase ...
@@ -119,14 +117,14 @@ def phase_duckdb(work: Path, log_file: Path) -> dict:
     import duckdb
 
     started = time.monotonic()
-    with duckdb.connect(str(_fresh(work / "floor.duckdb"))) as conn:
+    with duckdb.connect(str(work / DATABASES["duckdb"])) as conn:
         conn.execute("CREATE OR REPLACE TABLE raw AS SELECT * FROM read_json($f, format = 'newline_delimited', "
                      "ignore_errors = true)", {"f": str(log_file)})
         rows = conn.execute("SELECT count(*) FROM raw").fetchone()[0]
     return {"rows": rows, "work_seconds": time.monotonic() - started}
 
 
-def phase_pipeline(work: Path, log_file: Path, logs: str = "logs") -> dict:
+def phase_pipeline(work: Path, log_file: Path, logs: str = "logs", database: str = DATABASES["pipeline"]) -> dict:
     import dagster as dg
 
     from monitoring_pipeline.definitions import defs
@@ -134,7 +132,7 @@ def phase_pipeline(work: Path, log_file: Path, logs: str = "logs") -> dict:
 
     config = work / "config.yaml"
     config.write_text(f"review: {{output_dir: {work / 'review'}}}\n")
-    db = _fresh(work / ("monitoring.duckdb" if logs == "logs" else f"monitoring_{logs}.duckdb"))
+    db = work / database
     resources = {**defs.resources, "warehouse": DuckDBWarehouse(database=str(db)),
                  "logs": LogSource(log_dir=str(work / logs)), "settings": MonitoringSettings(config_path=str(config))}
     with dg.instance_for_test() as instance:
@@ -183,7 +181,7 @@ def phase_storage(work: Path, log_file: Path) -> dict:
 
     config = work / "retention.yaml"
     config.write_text("retention: {text_days: 0, quarantine_days: 0, compact: true}\n")
-    db = work / "monitoring.duckdb"
+    db = work / DATABASES["pipeline"]
     before = db.stat().st_size
     started = time.monotonic()
     with dg.instance_for_test() as instance:
@@ -196,7 +194,7 @@ def phase_storage(work: Path, log_file: Path) -> dict:
 
 
 def phase_pipeline_inside(work: Path, log_file: Path) -> dict:
-    return phase_pipeline(work, log_file, logs="logs_inside")
+    return phase_pipeline(work, log_file, logs="logs_inside", database=DATABASES["pipeline_inside"])
 
 
 PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pipeline_inside": phase_pipeline_inside,
@@ -206,6 +204,10 @@ PHASES = {"duckdb": phase_duckdb, "pipeline": phase_pipeline, "pipeline_inside":
 def run_phase(name: str, work: Path, log_file: Path) -> dict:
     """Run one phase in a child; time it, and read its peak RSS from the kernel's rusage."""
     out = work / f"{name}.json"
+    if name in DATABASES:
+        from monitoring_pipeline.resources import remove_database  # here, not in the children: it imports Dagster
+
+        remove_database(work / DATABASES[name])
     os.sync()  # the OS writing back earlier phases' files (or the generated logs) would slow this one
     started = time.monotonic()
     with (work / f"{name}.log").open("w") as log:

@@ -60,6 +60,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             conn.close()
 
 
+def remove_database(path: Path) -> None:
+    """Delete a DuckDB file and its write-ahead log, where they exist."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB transaction: committed when the block ends, rolled back if it raises."""

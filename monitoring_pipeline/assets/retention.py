@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, transaction
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings, remove_database, transaction
 
 
 class RetentionRun(dg.Config):
@@ -26,8 +26,7 @@ def compact(warehouse: DuckDBWarehouse) -> tuple[int, int]:
     path = Path(warehouse.path)
     before = path.stat().st_size
     fresh = path.with_name(path.name + ".compact")
-    for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    remove_database(fresh)
     with warehouse.get_connection() as conn:
         conn.execute("CHECKPOINT")
         source = conn.execute("SELECT current_database()").fetchone()[0]
