@@ -36,8 +36,10 @@ CREATE TABLE IF NOT EXISTS llm_requests (
     error_type VARCHAR,
     feedback TINYINT,
     safety_flags VARCHAR[] NOT NULL,
-    prompt VARCHAR,
-    response VARCHAR,
+    -- zstd, not DuckDB's default for strings this short (FSST): a third of the bytes, and an hour
+    -- of a million requests loads ~2 s faster. Written in bulk, read back for a few rows.
+    prompt VARCHAR USING COMPRESSION zstd,
+    response VARCHAR USING COMPRESSION zstd,
     source_file VARCHAR NOT NULL
 )"""
 
