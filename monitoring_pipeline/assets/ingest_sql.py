@@ -99,34 +99,45 @@ def _path(name: str) -> str:
     return f"$.{name}"
 
 
-def _type_ok(kind: str, j: str, t: str) -> str:
-    """j: the field's JSON text; t: its JSON type (see _field_columns)."""
+def _decoded(kind: str, i: int) -> str | None:
+    """Field i's value decoded once from its JSON text v_i, for the rules and the typed columns
+    alike (each decode costs a pass over the text: strings are unescaped, numbers parsed)."""
+    if kind in ("string", "status", "timestamp"):
+        return f"CASE WHEN t_{i} = 'VARCHAR' THEN v_{i} ->> '$' END"
+    if kind in ("integer", "stars", "number"):
+        return f"try_cast(v_{i} AS {'DOUBLE' if kind == 'number' else 'BIGINT'})"
+    return None  # string_list: read from its JSON text
+
+
+def _type_ok(kind: str, i: int) -> str:
+    v, t, d = f"v_{i}", f"t_{i}", f"d_{i}"
     return {
         "string": f"{t} = 'VARCHAR'",
         "timestamp": f"{t} = 'VARCHAR'",
         "status": f"{t} = 'VARCHAR'",
         "number": f"{t} IN ('BIGINT', 'UBIGINT', 'DOUBLE')",
-        "integer": f"{t} IN ('BIGINT', 'UBIGINT') AND try_cast({j} AS BIGINT) IS NOT NULL",
+        "integer": f"{t} IN ('BIGINT', 'UBIGINT') AND {d} IS NOT NULL",
         "stars": f"{t} IN ('BIGINT', 'UBIGINT')",
-        "string_list": f"{t} = 'ARRAY' AND list_bool_and(list_transform(coalesce(json_type({j}, '$[*]'), []), lambda t: t = 'VARCHAR')) IS NOT FALSE",
+        "string_list": f"{t} = 'ARRAY' AND list_bool_and(list_transform(coalesce(json_type({v}, '$[*]'), []), lambda t: t = 'VARCHAR')) IS NOT FALSE",
     }[kind]
 
 
-def _value_ok(field, j: str) -> str | None:
-    s = f"({j} ->> '$')"
+def _value_ok(field, i: int) -> str | None:
+    d = f"d_{i}"
     return {
-        "timestamp": f"regexp_matches({s}, '(Z|z|[+-]\\d\\d:?\\d\\d)$') AND try_cast({s} AS TIMESTAMPTZ) IS NOT NULL",
-        "number": f"try_cast({j} AS DOUBLE) >= 0 AND isfinite(try_cast({j} AS DOUBLE))",  # no NaN, no Infinity
-        "integer": f"try_cast({j} AS BIGINT) >= 0",
-        "stars": f"try_cast({j} AS BIGINT) BETWEEN 1 AND 5",
-        "status": f"{s} IN ('ok', 'error')",
-        "string": f"{s} <> ''" if field.name == "request_id" else None,
+        # an explicit offset, so that no session time zone decides what the time was
+        "timestamp": f"regexp_matches({d}, '(Z|z|[+-]\\d\\d:?\\d\\d)$') AND ts IS NOT NULL",
+        "number": f"{d} >= 0 AND isfinite({d})",  # no NaN, no Infinity
+        "integer": f"{d} >= 0",
+        "stars": f"{d} BETWEEN 1 AND 5",
+        "status": f"{d} IN ('ok', 'error')",
+        "string": f"{d} <> ''" if field.name == "request_id" else None,
     }.get(field.kind)
 
 
 def _present(i: int) -> str:
     """Field i holds a non-null value. Every test below is a plain predicate that cannot raise
-    (types come from t, casts are try_cast), so rules are ANDs and ORs, not nested CASEs."""
+    (types come from t, decoding uses try_cast), so rules are ANDs and ORs, not nested CASEs."""
     return f"t_{i} IS NOT NULL AND t_{i} <> 'NULL'"
 
 
@@ -137,9 +148,9 @@ def _rules() -> list[tuple[str, str]]:
         if f.required:
             rules.append((f"t_{i} IS NULL OR t_{i} = 'NULL'", f"missing_field:{f.name}"))
     for i, f in enumerate(FIELDS, start=1):
-        rules.append((f"{_present(i)} AND NOT ({_type_ok(f.kind, f'v_{i}', f't_{i}')})", f"wrong_type:{f.name}"))
+        rules.append((f"{_present(i)} AND NOT ({_type_ok(f.kind, i)})", f"wrong_type:{f.name}"))
     for i, f in enumerate(FIELDS, start=1):
-        check = _value_ok(f, f"v_{i}")
+        check = _value_ok(f, i)
         if check:
             rules.append((f"{_present(i)} AND NOT ({check})", f"invalid_value:{f.name}"))
     return rules
@@ -153,8 +164,8 @@ def _reason_cases() -> str:
     return "\n            ".join(cases)
 
 
-def _col(name: str) -> str:
-    return f"v_{[f.name for f in FIELDS].index(name) + 1}"
+def _index(name: str) -> int:
+    return [f.name for f in FIELDS].index(name) + 1
 
 
 def _json_type(v: str) -> str:
@@ -169,6 +180,11 @@ def _field_columns(values: list[str]) -> str:
     return ", ".join(f"{v} AS v_{i}, {_json_type(v)} AS t_{i}" for i, v in enumerate(values, start=1))
 
 
+_DECODED_COLUMNS = ", ".join(
+    f"{_decoded(f.kind, i)} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if _decoded(f.kind, i)
+) + f", try_cast({_decoded('timestamp', _index('timestamp'))} AS TIMESTAMPTZ) AS ts"  # parsed once, too
+
+
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
 # line's number is seq minus its file's first seq, plus one. Right only when the reader rejected no
 # line; otherwise ingest re-reads through READ_LINES/NUMBER_LINES above. Numbering makes DuckDB
@@ -179,16 +195,19 @@ SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR
 """
 NUMBERED_LINES = "SELECT source_file, line_number AS seq, line, read_error FROM _numbered"
 
-_TYPED = {
-    "request_id": "{v} ->> '$'", "model": "{v} ->> '$'", "status": "{v} ->> '$'",
-    "user_id": "{v} ->> '$'", "error_type": "{v} ->> '$'", "prompt": "{v} ->> '$'", "response": "{v} ->> '$'",
-    "latency_ms": "{v}::DOUBLE", "input_tokens": "{v}::BIGINT", "output_tokens": "{v}::BIGINT",
-    "input_length": "try_cast({v} AS BIGINT)", "output_length": "try_cast({v} AS BIGINT)",
-    "feedback": "try_cast({v} AS TINYINT)", "safety_flags": "coalesce(try_cast({v} AS VARCHAR[]), [])",
-}
+
+def _typed(field) -> str:
+    """A valid line's value for llm_requests, from the decoded value (or, for lists, the JSON text)."""
+    i = _index(field.name)
+    if field.kind == "stars":
+        return f"d_{i}::TINYINT"
+    if field.kind == "string_list":
+        return f"coalesce(try_cast(v_{i} AS VARCHAR[]), [])"
+    return f"d_{i}"
+
+
 _TYPED_COLUMNS = ",\n        ".join(
-    f"CASE WHEN reason IS NULL THEN {_TYPED[f.name].format(v=_col(f.name))} END AS {f.name}"
-    for f in FIELDS if f.name != "timestamp"
+    f"CASE WHEN reason IS NULL THEN {_typed(f)} END AS {f.name}" for f in FIELDS if f.name != "timestamp"
 )
 
 # A line's fields, parsed once: json_extract of every field from the line's text (try() makes bad
@@ -218,21 +237,21 @@ def _classified(fields: str) -> str:
     (truncated last line, duplicate request_id) run after, on narrow columns."""
     return f"""
 WITH fields AS ({fields}),
+decoded AS (SELECT *, {_DECODED_COLUMNS} FROM fields),
 checked AS (
     SELECT *, CASE
             WHEN read_error IS NOT NULL THEN read_error
             WHEN NOT parsed AND (line IS NULL OR trim(line) = '') THEN 'empty_line'  -- trim copies: bad lines only
             WHEN NOT parsed THEN 'malformed_json'
             -- a valid JSON array or scalar has none of the fields; only then is the line's type looked at
-            WHEN CASE WHEN {_col('request_id')} IS NULL AND {_col('timestamp')} IS NULL
+            WHEN CASE WHEN v_{_index('request_id')} IS NULL AND v_{_index('timestamp')} IS NULL
                       THEN json_type(line) <> 'OBJECT' ELSE false END THEN 'not_a_json_object'
             {_reason_cases()}
         END AS rule_broken
-    FROM fields
+    FROM decoded
 ),
 typed AS (
-    SELECT *, CASE WHEN rule_broken IS NULL THEN
-                   ({_col('timestamp')} ->> '$')::TIMESTAMPTZ AT TIME ZONE 'UTC' END AS ts_utc
+    SELECT *, CASE WHEN rule_broken IS NULL THEN ts AT TIME ZONE 'UTC' END AS ts_utc
     FROM checked
 ),
 judged AS (
