@@ -10,16 +10,20 @@ channel. So the client makes exactly one request per attempt and reports what it
   id in the channel's recent history (`find_posted`).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 
 import dagster as dg
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+
+if TYPE_CHECKING:  # slack_sdk takes 0.1 s to import: only a process that sends pays for it, not every run's
+    from slack_sdk import WebClient
 
 EVENT_TYPE = "llm_monitoring_alert"
 
@@ -45,6 +49,8 @@ class AlertDelivery(dg.ConfigurableResource):
         return "slack" if os.environ.get(self.token_env_var) else dry_run_file
 
     def _client(self) -> tuple[WebClient, str]:
+        from slack_sdk import WebClient
+
         token = os.environ[self.token_env_var]
         base_url = os.environ.get(self.api_url_env_var) or WebClient.BASE_URL
         return WebClient(token=token, base_url=base_url.rstrip("/") + "/", timeout=self.timeout_s,
@@ -107,6 +113,8 @@ def _channel_id(client: WebClient, channel: str) -> str:
 
 
 def _classify(err: Exception, token: str) -> DeliveryError:
+    from slack_sdk.errors import SlackApiError
+
     if isinstance(err, DeliveryError):
         return err
     if isinstance(err, SlackApiError):  # Slack answered: it did not post
