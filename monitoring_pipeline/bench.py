@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  b/a = {b['seconds'] / a['seconds']:.2f} (target <= 1.5); work only (the read or materialize call alone, "
               f"no process start-up) {b['work_seconds'] / a['work_seconds']:.2f}; b'/a = {b2['seconds'] / a['seconds']:.2f} "
               f"(work only {b2['work_seconds'] / a['work_seconds']:.2f})", end="")
+        if args.repeat > 1:  # (a) and (b) of one round share the machine's mood; best/best may pair a lucky (a)
+            rounds = sorted(b_run["seconds"] / a_run["seconds"] for a_run, b_run in zip(runs["duckdb"], runs["pipeline"]))
+            print(f"\n  b/a round by round: {', '.join(f'{r:.2f}' for r in rounds)} (median {statistics.median(rounds):.2f})",
+                  end="")
         if "pandas" in results:
             c = results["pandas"]
             print(f"\n  c/b = {c['seconds'] / b['seconds']:.2f}; work only {c['work_seconds'] / b['work_seconds']:.2f}",
