@@ -121,8 +121,7 @@ def prepare_instance(work: Path) -> None:
     import dagster as dg
 
     (work / DAGSTER_HOME).mkdir(exist_ok=True)
-    with dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)):
-        pass
+    dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)).dispose()  # creates its storage
 
 
 # ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.bench _phase ...
@@ -271,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
               f"(work only {b2['work_seconds'] / a['work_seconds']:.2f})", end="")
         if args.repeat > 1:  # (a) and (b) of one round share the machine's mood; best/best may pair a lucky (a)
             rounds = sorted(b_run["seconds"] / a_run["seconds"] for a_run, b_run in zip(runs["duckdb"], runs["pipeline"]))
-            print(f"\n  b/a round by round: {', '.join(f'{r:.2f}' for r in rounds)} (median {statistics.median(rounds):.2f})",
+            print(f"\n  b/a per round, sorted: {', '.join(f'{r:.2f}' for r in rounds)} (median {statistics.median(rounds):.2f})",
                   end="")
         if "pandas" in results:
             c = results["pandas"]

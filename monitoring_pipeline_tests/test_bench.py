@@ -17,7 +17,7 @@ def test_bench_reports_three_timings_and_row_counts(tmp_path, capsys):
         assert re.search(r"[\d.]+ s \(work +[\d.]+ s\) +peak +[\d,]+ MB +rows 1,000 +\(best of [\d.]+, [\d.]+ s\)$",
                          line), line
     assert "b/a = " in out and "b'/a = " in out and "c/b = " in out and "B/request" in out
-    assert re.search(r"b/a round by round: [\d.]+, [\d.]+ \(median [\d.]+\)", out)
+    assert re.search(r"b/a per round, sorted: [\d.]+, [\d.]+ \(median [\d.]+\)", out)
     results = json.loads(figures.read_text())
     assert {name: results[name]["rows"] for name in ("duckdb", "pipeline", "pipeline_inside", "pandas")} == \
         {"duckdb": 1000, "pipeline": 1000, "pipeline_inside": 1000, "pandas": 1000}

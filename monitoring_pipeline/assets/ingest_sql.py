@@ -180,9 +180,10 @@ def _field_columns(values: list[str]) -> str:
     return ", ".join(f"{v} AS v_{i}, {_json_type(v)} AS t_{i}" for i, v in enumerate(values, start=1))
 
 
+# ... and `ts`, the timestamp as TIMESTAMPTZ: parsed once, for its rule and for the column.
 _DECODED_COLUMNS = ", ".join(
     f"{_decoded(f.kind, i)} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if _decoded(f.kind, i)
-) + f", try_cast({_decoded('timestamp', _index('timestamp'))} AS TIMESTAMPTZ) AS ts"  # parsed once, too
+) + f", try_cast({_decoded('timestamp', _index('timestamp'))} AS TIMESTAMPTZ) AS ts"
 
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
