@@ -90,4 +90,5 @@ def test_webserver_serves_assets_checks_job_schedule_and_sensor(dagster_dev):
     assert "hourly_monitoring_schedule" in {s["name"] for s in repo["schedules"]}
     assert "slack_alert_sensor" in {s["name"] for s in repo["sensors"]}
     os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0  # stops cleanly on SIGTERM
+    # stops cleanly on SIGTERM; at the end of a loaded full run this once took over 60 s (daemon threads)
+    assert proc.wait(timeout=150) == 0
