@@ -121,6 +121,7 @@ def prepare_instance(work: Path) -> None:
     import dagster as dg
 
     (work / DAGSTER_HOME).mkdir(exist_ok=True)
+    (work / DAGSTER_HOME / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as the repo's
     dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)).dispose()  # creates its storage
 
 
