@@ -56,8 +56,11 @@ def dagster_dev(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
     log = tmp_path / "dagster_dev.log"  # a file, not a pipe: nobody reads a pipe until the end, and a full one blocks
     with log.open("w") as out:
+        # SIGINT back to its default: a shell's background job ignores it, the children inherit that,
+        # and dagster dev then never stops on SIGTERM (it shuts its services down by interrupt).
         proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while True:
