@@ -118,11 +118,15 @@ DAGSTER_HOME = "dagster_home"
 
 
 def prepare_instance(work: Path) -> None:
-    import dagster as dg
-
     (work / DAGSTER_HOME).mkdir(exist_ok=True)
     (work / DAGSTER_HOME / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as the repo's
-    dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)).dispose()  # creates its storage
+    _instance(work).dispose()  # creates its storage
+
+
+def _instance(work: Path):
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(work / DAGSTER_HOME))
 
 
 # ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.bench _phase ...
@@ -149,7 +153,7 @@ def phase_pipeline(work: Path, log_file: Path, logs: str = "logs", database: str
     db = work / database
     resources = {**defs.resources, "warehouse": DuckDBWarehouse(database=str(db)),
                  "logs": LogSource(log_dir=str(work / logs)), "settings": MonitoringSettings(config_path=str(config))}
-    with dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)) as instance:
+    with _instance(work) as instance:
         started = time.monotonic()
         result = dg.materialize(_pipeline_assets(), partition_key=PARTITION, resources=resources,
                                 instance=instance, raise_on_error=True)
@@ -198,7 +202,7 @@ def phase_storage(work: Path, log_file: Path) -> dict:
     db = work / DATABASES["pipeline"]
     before = db.stat().st_size
     started = time.monotonic()
-    with dg.DagsterInstance.from_config(str(work / DAGSTER_HOME)) as instance:
+    with _instance(work) as instance:
         result = dg.materialize([storage_retention], instance=instance, resources={
             "warehouse": DuckDBWarehouse(database=str(db)), "settings": MonitoringSettings(config_path=str(config))},
             run_config={"ops": {"storage_retention": {"config": {"as_of": "2100-01-01T00:00:00+00:00"}}}})

@@ -41,8 +41,7 @@ def dagster_dev(tmp_path):
     port = _free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # Telemetry off, as in the repo's dagster.yaml: with it on, the webserver may start uploading its
-    # usage log (no network here) and, told to stop, waits for the upload to time out.
+    # Telemetry off, as in the repo's dagster.yaml: a test should not try to upload usage logs.
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # The daemon runs the sensors: every path they write goes to tmp_path, none into the repo.
     config = tmp_path / "config.yaml"

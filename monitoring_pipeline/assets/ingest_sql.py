@@ -180,10 +180,8 @@ def _field_columns(values: list[str]) -> str:
     return ", ".join(f"{v} AS v_{i}, {_json_type(v)} AS t_{i}" for i, v in enumerate(values, start=1))
 
 
-# ... and `ts`, the timestamp as TIMESTAMPTZ: parsed once, for its rule and for the column.
 _DECODED_COLUMNS = ", ".join(
-    f"{_decoded(f.kind, i)} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if _decoded(f.kind, i)
-) + f", try_cast({_decoded('timestamp', _index('timestamp'))} AS TIMESTAMPTZ) AS ts"
+    f"{_decoded(f.kind, i)} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if _decoded(f.kind, i))
 
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
@@ -239,6 +237,9 @@ def _classified(fields: str) -> str:
     return f"""
 WITH fields AS ({fields}),
 decoded AS (SELECT *, {_DECODED_COLUMNS} FROM fields),
+timed AS (  -- the timestamp parsed once, for its rule and for the column
+    SELECT *, try_cast(d_{_index('timestamp')} AS TIMESTAMPTZ) AS ts FROM decoded
+),
 checked AS (
     SELECT *, CASE
             WHEN read_error IS NOT NULL THEN read_error
@@ -249,7 +250,7 @@ checked AS (
                       THEN json_type(line) <> 'OBJECT' ELSE false END THEN 'not_a_json_object'
             {_reason_cases()}
         END AS rule_broken
-    FROM decoded
+    FROM timed
 ),
 typed AS (
     SELECT *, CASE WHEN rule_broken IS NULL THEN ts AT TIME ZONE 'UTC' END AS ts_utc
