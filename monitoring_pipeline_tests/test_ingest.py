@@ -126,6 +126,22 @@ def test_ingest_a_bad_line_with_the_request_id_of_a_good_one_is_still_quarantine
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (4, 3)
 
 
+def test_ingest_a_bad_line_sharing_an_id_loaded_from_another_file_is_found_without_restaging(
+        logs, run_hour, query, instance):
+    """Bad lines are looked for among their own files' rows: one whose request_id was loaded from
+    another file is found there, and the hour keeps its fast load instead of being staged again."""
+    logs.records([record(0), record(1)], name="a.jsonl")
+    logs.lines([json.dumps(record(2)), json.dumps(record(0, latency_ms=-1)), json.dumps(record(3))], name="b.jsonl")
+    result = run_hour(assets=[llm_requests])
+    assert query("SELECT parse_filename(source_file), line_number, reason FROM quarantine") == [
+        ("b.jsonl", 2, "invalid_value:latency_ms")]
+    assert query("SELECT parse_filename(source_file), request_id FROM llm_requests ORDER BY 2") == [
+        ("a.jsonl", "req-10-00000"), ("a.jsonl", "req-10-00001"), ("b.jsonl", "req-10-00002"),
+        ("b.jsonl", "req-10-00003")]
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert not [m for m in messages if m.startswith("Staging the hour file by file")]
+
+
 def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_hour, query):
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.records([record(2), record(0, latency_ms=9.0)], name="b.jsonl")

@@ -336,12 +336,14 @@ ORDER BY 1
 
 # The bad lines of files whose valid rows stay as loaded, classified again in parallel. Only
 # suspects are parsed: lines whose request_id, as a regular expression finds it in the text, is
-# not among the hour's rows (a fifth of the cost of parsing every line). A bad line the search
-# misses leaves its file's bad lines short of the count, and the hour is then staged exactly.
+# not among the rows loaded from these files (a fifth of the cost of parsing every line; a file
+# of bad lines only costs no lookup at all). A bad line the search misses (it shares an id with a
+# row of these files) leaves its file's bad lines short of the count, and the hour is then staged
+# exactly.
 SUSPECT_LINES = f"""
 SELECT filename AS source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
 WHERE coalesce(regexp_extract(line, '"request_id"\\s*:\\s*"([^"\\\\]*)"', 1), '') NOT IN (
-    SELECT request_id FROM llm_requests WHERE hour = $hour)
+    SELECT request_id FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files)))
 """
 BAD_LINES = f"""
 CREATE OR REPLACE TEMP TABLE _bad_lines AS
