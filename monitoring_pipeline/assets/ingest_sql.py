@@ -181,7 +181,7 @@ def _field_columns(values: list[str]) -> str:
 
 
 _DECODED_COLUMNS = ", ".join(
-    f"{_decoded(f.kind, i)} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if _decoded(f.kind, i))
+    f"{decoded} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if (decoded := _decoded(f.kind, i)))
 
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
@@ -195,18 +195,18 @@ SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR
 NUMBERED_LINES = "SELECT source_file, line_number AS seq, line, read_error FROM _numbered"
 
 
-def _typed(field) -> str:
+def _typed(kind: str, i: int) -> str:
     """A valid line's value for llm_requests, from the decoded value (or, for lists, the JSON text)."""
-    i = _index(field.name)
-    if field.kind == "stars":
+    if kind == "stars":
         return f"d_{i}::TINYINT"
-    if field.kind == "string_list":
+    if kind == "string_list":
         return f"coalesce(try_cast(v_{i} AS VARCHAR[]), [])"
     return f"d_{i}"
 
 
 _TYPED_COLUMNS = ",\n        ".join(
-    f"CASE WHEN reason IS NULL THEN {_typed(f)} END AS {f.name}" for f in FIELDS if f.name != "timestamp"
+    f"CASE WHEN reason IS NULL THEN {_typed(f.kind, i)} END AS {f.name}"
+    for i, f in enumerate(FIELDS, start=1) if f.name != "timestamp"
 )
 
 # A line's fields, parsed once: json_extract of every field from the line's text (try() makes bad
