@@ -55,6 +55,7 @@ def test_ingest_valid_lines_become_rows_with_typed_values(logs, run_hour, query)
         (json.dumps(record(1, output_tokens=-3)).encode(), "invalid_value:output_tokens"),
         (json.dumps(record(1, feedback=0)).encode(), "invalid_value:feedback"),
         (json.dumps(record(1, feedback=6)).encode(), "invalid_value:feedback"),
+        (json.dumps(record(1, feedback=2**64 - 1)).encode(), "invalid_value:feedback"),  # beyond BIGINT
         (json.dumps(record(1, status="maybe")).encode(), "invalid_value:status"),
         (json.dumps(record(1, timestamp="yesterday")).encode(), "invalid_value:timestamp"),
         (json.dumps(record(1, timestamp="2026-03-01T10:30:00")).encode(), "invalid_value:timestamp"),

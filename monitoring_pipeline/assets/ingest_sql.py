@@ -129,7 +129,7 @@ def _value_ok(field, i: int) -> str | None:
         "timestamp": f"regexp_matches({d}, '(Z|z|[+-]\\d\\d:?\\d\\d)$') AND ts IS NOT NULL",
         "number": f"{d} >= 0 AND isfinite({d})",  # no NaN, no Infinity
         "integer": f"{d} >= 0",
-        "stars": f"{d} BETWEEN 1 AND 5",
+        "stars": f"coalesce({d} BETWEEN 1 AND 5, false)",  # NULL: beyond BIGINT
         "status": f"{d} IN ('ok', 'error')",
         "string": f"{d} <> ''" if field.name == "request_id" else None,
     }.get(field.kind)
