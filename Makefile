@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)
 
-.PHONY: demo test dev bench clean
+.PHONY: demo test test-fast lint format dev bench clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,22 @@ $(BIN)/.installed: pyproject.toml setup.py
 demo: $(BIN)/.installed
 	$(BIN)/monitoring-pipeline demo
 
-test: $(BIN)/.installed
+# Everything CI runs: lint, then every test (the daemon, the webserver and the benchmark included).
+test: lint
 	$(BIN)/pytest -q
+
+# Under a minute: no daemon, no webserver, no benchmark, no parallel processes.
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check monitoring_pipeline monitoring_pipeline_tests
+	$(BIN)/ruff format --check monitoring_pipeline monitoring_pipeline_tests
+	$(BIN)/mypy
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix monitoring_pipeline monitoring_pipeline_tests
+	$(BIN)/ruff format monitoring_pipeline monitoring_pipeline_tests
 
 dev: $(BIN)/.installed
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000

@@ -19,8 +19,9 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
-from monitoring_pipeline.schema import FIELD_NAMES, validate_record
+from monitoring_pipeline.contract import FIELD_NAMES, validate_record
 
 
 def hour_folder(log_dir: str | os.PathLike, when: datetime) -> Path:
@@ -45,7 +46,7 @@ class HourlyJsonlHandler(logging.Handler):
         self.log_dir = Path(log_dir)
         self.prefix = prefix
         self._path: Path | None = None
-        self._stream = None
+        self._stream: TextIO | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = {name: getattr(record, name) for name in FIELD_NAMES if hasattr(record, name)}
@@ -61,9 +62,11 @@ class HourlyJsonlHandler(logging.Handler):
                 self._close_stream()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._stream, self._path = path.open("a", encoding="utf-8"), path
-            self._stream.write(line)
-            self._stream.flush()
-        except Exception:  # noqa: BLE001 - logging must never take the app down
+            stream = self._stream
+            assert stream is not None
+            stream.write(line)
+            stream.flush()
+        except Exception:
             self.handleError(record)
 
     def _close_stream(self) -> None:
@@ -72,8 +75,11 @@ class HourlyJsonlHandler(logging.Handler):
             self._stream, self._path = None, None
 
     def close(self) -> None:
-        with self.lock:
+        self.acquire()
+        try:
             self._close_stream()
+        finally:
+            self.release()
         super().close()
 
 

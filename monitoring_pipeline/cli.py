@@ -1,15 +1,14 @@
 """The monitoring-pipeline command."""
 
 import argparse
-import secrets
 import os
+import secrets
 import sys
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from monitoring_pipeline.alerts import commands as alert_commands
-
+from monitoring_pipeline.defs.alerts import commands as alert_commands
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -23,34 +22,39 @@ def _instance() -> dg.DagsterInstance:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitoring_pipeline.alerts.sensor import slack_alert_sensor
-    from monitoring_pipeline.assets.review import SALT_ENV
     from monitoring_pipeline.definitions import defs
-    from monitoring_pipeline.demo import INCIDENTS, write_sample_logs
-    from monitoring_pipeline.partitions import partition_key
+    from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+    from monitoring_pipeline.defs.review.sample import SALT_ENV
+    from monitoring_pipeline.lib.partitions import partition_key
+    from monitoring_pipeline.tools.demo import INCIDENTS, write_sample_logs
 
-    resources = defs.resources
+    resources = dict(defs.resources or {})
     # A throwaway salt for the demo's user_hash (a deployment sets its own, kept secret).
     os.environ.setdefault(SALT_ENV, secrets.token_hex(16))
-    day = (datetime.fromisoformat(args.day).replace(tzinfo=timezone.utc) if args.day
-           else datetime.now(timezone.utc) - timedelta(days=1))
+    day = (
+        datetime.fromisoformat(args.day).replace(tzinfo=timezone.utc)
+        if args.day
+        else datetime.now(timezone.utc) - timedelta(days=1)
+    )
     day = day.replace(hour=0, minute=0, second=0, microsecond=0)
     counts = write_sample_logs(resources["logs"].root, day, args.volume)
-    print(f"Wrote {counts['valid_lines']:,} log lines (+{counts['malformed_lines']} malformed) for "
-          f"{day:%Y-%m-%d} under {resources['logs'].root}/")
+    print(
+        f"Wrote {counts['valid_lines']:,} log lines (+{counts['malformed_lines']} malformed) for "
+        f"{day:%Y-%m-%d} under {resources['logs'].root}/"
+    )
 
     instance = _instance()
     job = defs.resolve_job_def("hourly_monitoring")
     failed_checks: dict[str, list[str]] = {}
     for h in range(24):
         key = partition_key(day + timedelta(hours=h))
-        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
-                                        run_config=QUIET)
+        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
         if not result.success:
             print(f"  run for {key} FAILED: see the Dagster UI (run {result.run_id})")
         failed_checks[key] = sorted(
             f"{e.check_name}{'(CRITICAL)' if e.severity == dg.AssetCheckSeverity.ERROR else ''}"
-            for e in result.get_asset_check_evaluations() if not e.passed
+            for e in result.get_asset_check_evaluations()
+            if not e.passed
         )
 
     tick = slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
@@ -73,15 +77,19 @@ def _print_summary(resources: dict, day: datetime, failed_checks: dict, incident
                FROM hourly_metrics m WHERE m.hour >= $start AND m.hour < $start + INTERVAL 1 DAY ORDER BY m.hour""",
             {"start": day.replace(tzinfo=None)},
         ).fetchall()
-    print(f"\n{'hour (UTC)':<17}{'reqs':>6}{'err%':>7}{'avg ms':>8}{'p99 ms':>8}{'tokens':>10}{'cost $':>8}"
-          f"{'stars':>6}{'unsafe':>7}{'quar.':>6}  failed checks / injected incident")
+    print(
+        f"\n{'hour (UTC)':<17}{'reqs':>6}{'err%':>7}{'avg ms':>8}{'p99 ms':>8}{'tokens':>10}{'cost $':>8}"
+        f"{'stars':>6}{'unsafe':>7}{'quar.':>6}  failed checks / injected incident"
+    )
     for hour, reqs, err, avg, p99, tokens, cost, stars, unsafe, quarantined in rows:
         key = f"{hour:%Y-%m-%d-%H}:00"
         note = ", ".join(failed_checks.get(key, [])) or "-"
         if hour.hour in incidents:
             note += f"   <- {incidents[hour.hour]}"
-        print(f"{hour:%Y-%m-%d %H:00} {reqs:>6}{(err or 0):>7.1%}{(avg or 0):>8.0f}{(p99 or 0):>8.0f}{tokens:>10,}"
-              f"{cost:>8.2f}{(stars or 0):>6.2f}{unsafe:>7}{quarantined:>6}  {note}")
+        print(
+            f"{hour:%Y-%m-%d %H:00} {reqs:>6}{(err or 0):>7.1%}{(avg or 0):>8.0f}{(p99 or 0):>8.0f}{tokens:>10,}"
+            f"{cost:>8.2f}{(stars or 0):>6.2f}{unsafe:>7}{quarantined:>6}  {note}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--volume", type=int, default=1000, help="mean requests per hour (default 1000)")
     demo.set_defaults(func=cmd_demo)
     alert_commands.register(sub)
-    from monitoring_pipeline import bench, bench_backfill  # stdlib-only imports at module level
+    from monitoring_pipeline.tools import bench, bench_backfill  # stdlib-only imports at module level
 
     bench_cmd = sub.add_parser("bench", help="time an hour of N log lines: bare DuckDB vs this pipeline vs pandas")
     bench.add_arguments(bench_cmd)

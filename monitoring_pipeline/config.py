@@ -43,6 +43,7 @@ class Price(_Strict):
 
 class ReviewStrata(_Strict):
     """Per-hour quotas of each stratum; 0 turns a stratum off."""
+
     safety_flag: int = Field(default=100, ge=0)
     error: int = Field(default=50, ge=0)
     low_feedback: int = Field(default=50, ge=0)
@@ -77,8 +78,11 @@ class Silence(_Strict):
 
     def matches(self, check: str, scope: str, now: datetime) -> bool:
         """`now` is naive UTC, like every timestamp in the notification log."""
-        return ((self.check is None or self.check == check) and (self.model is None or self.model == scope)
-                and now < naive_utc(self.until))
+        return (
+            (self.check is None or self.check == check)
+            and (self.model is None or self.model == scope)
+            and now < naive_utc(self.until)
+        )
 
 
 class AlertsConfig(_Strict):

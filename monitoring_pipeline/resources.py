@@ -3,10 +3,10 @@
 import os
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import duckdb
@@ -58,24 +58,6 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
-
-
-def remove_database(path: Path) -> None:
-    """Delete a DuckDB file and its write-ahead log, where they exist."""
-    for stale in (path, path.with_name(path.name + ".wal")):
-        stale.unlink(missing_ok=True)
-
-
-@contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 class LogSource(dg.ConfigurableResource):
@@ -141,3 +123,18 @@ class Clock(dg.ConfigurableResource):
         if self.fixed:
             return naive_utc(datetime.fromisoformat(self.fixed))
         return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def build_resources() -> dict:
+    """Every resource the definitions bind, by key. Paths come from MONITORING_* variables, read
+    when a resource is used, not at import; the on-call commands use the same ones."""
+    from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+
+    return {
+        "warehouse": DuckDBWarehouse(),
+        "alert_state": DuckDBWarehouse(env_var="MONITORING_ALERTS_DB", default_database="data/alerts.duckdb"),
+        "logs": LogSource(),
+        "settings": MonitoringSettings(),
+        "alert_delivery": AlertDelivery(),
+        "clock": Clock(),
+    }

@@ -10,10 +10,10 @@ import duckdb
 import pytest
 import yaml
 
-from monitoring_pipeline.alerts.delivery import AlertDelivery
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.metrics import hourly_metrics
-from monitoring_pipeline.assets.review import review_sample
+from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 from monitoring_pipeline_tests.slack_server import SlackServer
 
@@ -59,8 +59,9 @@ class LogWriter:
     def records(self, records: list[dict], hour: datetime = HOUR, name: str = "app.jsonl") -> Path:
         return self.lines([json.dumps(r).encode() for r in records], hour, name)
 
-    def lines(self, lines: list[bytes | str], hour: datetime = HOUR, name: str = "app.jsonl",
-              trailing_newline: bool = True) -> Path:
+    def lines(
+        self, lines: list[bytes | str], hour: datetime = HOUR, name: str = "app.jsonl", trailing_newline: bool = True
+    ) -> Path:
         data = b"\n".join(line.encode() if isinstance(line, str) else line for line in lines)
         if trailing_newline and lines:
             data += b"\n"
@@ -78,8 +79,10 @@ def logs(tmp_path) -> LogWriter:
 def config_file(tmp_path):
     """Path of a config file; call it with overrides to write them (merged over the defaults)."""
     path = tmp_path / "config.yaml"
-    base = {"review": {"output_dir": str(tmp_path / "review")},
-            "alerts": {"dry_run_file": str(tmp_path / "alerts" / "dry_run.jsonl")}}
+    base = {
+        "review": {"output_dir": str(tmp_path / "review")},
+        "alerts": {"dry_run_file": str(tmp_path / "alerts" / "dry_run.jsonl")},
+    }
     path.write_text(yaml.safe_dump(base))
 
     def write(overrides: dict | None = None) -> Path:
@@ -96,8 +99,15 @@ def config_file(tmp_path):
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """No test sees the developer's Slack token or pipeline paths."""
-    for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "MONITORING_CONFIG", "MONITORING_DUCKDB_PATH",
-                "MONITORING_LOG_DIR", "MONITORING_ALERTS_DB", "MONITORING_REVIEW_SALT"):
+    for var in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_API_URL",
+        "MONITORING_CONFIG",
+        "MONITORING_DUCKDB_PATH",
+        "MONITORING_LOG_DIR",
+        "MONITORING_ALERTS_DB",
+        "MONITORING_REVIEW_SALT",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -127,8 +137,9 @@ def run_hour(resources, instance):
     """Materialize every asset for one partition on the test instance; returns the result."""
 
     def run(partition: str = PARTITION, assets=ALL_ASSETS, raise_on_error: bool = True):
-        return dg.materialize(assets, partition_key=partition, resources=resources, instance=instance,
-                              raise_on_error=raise_on_error)
+        return dg.materialize(
+            assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=raise_on_error
+        )
 
     return run
 

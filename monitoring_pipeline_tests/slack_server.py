@@ -77,16 +77,20 @@ class SlackServer:
                     body = {k: v[0] for k, v in parse_qs(raw).items()}
                 method = self.path.rsplit("/", 1)[-1]
                 with server._lock:
-                    server.requests.append({"method": method, "body": body,
-                                            "authorization": self.headers.get("Authorization")})
+                    server.requests.append(
+                        {"method": method, "body": body, "authorization": self.headers.get("Authorization")}
+                    )
                 if method == "conversations.list":
                     names = sorted(server.channels | {m["channel"] for m in server.posted()})
                     self._answer(200, {"ok": True, "channels": [{"id": _id(n), "name": n.lstrip("#")} for n in names]})
                     return
                 if method == "conversations.history":
                     oldest = float(body.get("oldest") or 0)
-                    messages = [m for m in server.posted() if _id(m["channel"]) == body.get("channel")
-                                and float(m["ts"]) >= oldest]
+                    messages = [
+                        m
+                        for m in server.posted()
+                        if _id(m["channel"]) == body.get("channel") and float(m["ts"]) >= oldest
+                    ]
                     self._answer(200, {"ok": True, "messages": messages[::-1], "has_more": False})
                     return
                 behaviour = server._next()
@@ -98,9 +102,13 @@ class SlackServer:
                     self._answer(200, {"ok": False, "error": behaviour[1]})
                     return
                 metadata = body.get("metadata")
-                message = {"channel": body.get("channel"), "text": body.get("text"), "blocks": body.get("blocks"),
-                           "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata,
-                           "ts": f"{time.time():.6f}"}
+                message = {
+                    "channel": body.get("channel"),
+                    "text": body.get("text"),
+                    "blocks": body.get("blocks"),
+                    "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata,
+                    "ts": f"{time.time():.6f}",
+                }
                 with server._lock:
                     server.visible.append(message)
                 if behaviour == "drop":
@@ -112,8 +120,15 @@ class SlackServer:
                     time.sleep(behaviour[1])
                     self.close_connection = True
                     return
-                self._answer(200, {"ok": True, "channel": _id(message["channel"]), "ts": message["ts"],
-                                   "message": {"text": message["text"]}})
+                self._answer(
+                    200,
+                    {
+                        "ok": True,
+                        "channel": _id(message["channel"]),
+                        "ts": message["ts"],
+                        "message": {"text": message["text"]},
+                    },
+                )
 
             def _answer(self, code: int, payload: dict, headers: dict | None = None):
                 data = json.dumps(payload).encode()

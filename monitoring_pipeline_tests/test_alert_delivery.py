@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from monitoring_pipeline.alerts import notification_log as log
-from monitoring_pipeline.alerts.delivery import AlertDelivery, DeliveryError
-from monitoring_pipeline.alerts.messages import simple_message
-from monitoring_pipeline.alerts.sensor import slack_alert_sensor
 from monitoring_pipeline.cli import main
+from monitoring_pipeline.defs.alerts import outbox
+from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError
+from monitoring_pipeline.defs.alerts.messages import simple_message
+from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.resources import Clock
 from monitoring_pipeline_tests.conftest import TOKEN
 
@@ -25,10 +25,10 @@ T0 = datetime(2026, 3, 1, 11, 10)
 def queue(resources, *names: str) -> None:
     """Put messages in the notification log, as the sensors do for what they find."""
     with resources["alert_state"].get_connection() as conn:
-        log.ensure(conn)
+        outbox.ensure(conn)
         for name in names:
             text, blocks = simple_message(f"alert {name}", ["details"], None)
-            log.record(conn, name, "test", "#llm-alerts", [], text, blocks, T0)
+            outbox.record(conn, name, "test", "#llm-alerts", [], text, blocks, T0)
 
 
 def tick(resources, instance, at: datetime):
@@ -41,9 +41,14 @@ def status(resources) -> dict:
         return dict(conn.execute("SELECT notification_id, status FROM notifications").fetchall())
 
 
-@pytest.mark.parametrize("retry_after, too_early, on_time", [
-    ("1", 0.5, 1), ("1.5", 1, 2), ("3600", 299, 301),  # 3600 s is capped to retry_after_cap_s (300)
-])
+@pytest.mark.parametrize(
+    "retry_after, too_early, on_time",
+    [
+        ("1", 0.5, 1),
+        ("1.5", 1, 2),
+        ("3600", 299, 301),  # 3600 s is capped to retry_after_cap_s (300)
+    ],
+)
 def test_429_waits_for_retry_after_then_delivers(resources, instance, slack, retry_after, too_early, on_time):
     queue(resources, "a")
     slack.script(("status", 429, {"Retry-After": retry_after}))
@@ -112,10 +117,17 @@ def test_a_tick_that_crashes_after_posting_does_not_post_again(resources, slack,
     """`monitoring-pipeline test-alert` is killed while Slack holds its request (the message is
     already in the channel); the sensor's next tick finds it and posts nothing."""
     slack.script(("hang", 30))
-    env = {**os.environ, "MONITORING_ALERTS_DB": resources["alert_state"].path,
-           "MONITORING_CONFIG": str(config_file.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "monitoring_pipeline.cli", "test-alert"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "MONITORING_ALERTS_DB": resources["alert_state"].path,
+        "MONITORING_CONFIG": str(config_file.path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitoring_pipeline.cli", "test-alert"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while slack.attempts() == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -136,7 +148,9 @@ def test_cli_test_alert_incidents_silence_unsilence(resources, slack, config_fil
     assert "Test alert" in slack.texts()[0]
     assert "to #llm-alerts-critical via slack" in capsys.readouterr().out
 
-    assert main(["silence", "--check", "latency_p99", "--model", "chat-large", "--for", "2h", "--reason", "deploy"]) == 0
+    assert (
+        main(["silence", "--check", "latency_p99", "--model", "chat-large", "--for", "2h", "--reason", "deploy"]) == 0
+    )
     silence_id = capsys.readouterr().out.split()[1].rstrip(":")
     assert main(["incidents"]) == 0
     out = capsys.readouterr().out

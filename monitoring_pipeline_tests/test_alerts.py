@@ -7,7 +7,8 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 
-from monitoring_pipeline.alerts.sensor import missing_logs_sensor, slack_alert_sensor
+from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse
 from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, TOKEN, record
 
@@ -26,24 +27,37 @@ def tick(resources, instance, at, sensor=slack_alert_sensor):
 
 
 def hour_with(logs, hour, errors=0, n=100, unsafe=0, models=("chat-large",)):
-    recs = [record(i, hour, model=models[i % len(models)],
-                   status="error" if i < errors else "ok", error_type="timeout" if i < errors else None,
-                   safety_flags=["pii"] if i < unsafe else [])
-            for i in range(n)]
+    recs = [
+        record(
+            i,
+            hour,
+            model=models[i % len(models)],
+            status="error" if i < errors else "ok",
+            error_type="timeout" if i < errors else None,
+            safety_flags=["pii"] if i < unsafe else [],
+        )
+        for i in range(n)
+    ]
     logs.records(recs, hour)
 
 
 def notifications(tmp_path):
     with duckdb.connect(str(tmp_path / "alerts.duckdb"), read_only=True) as conn:
-        return conn.execute("SELECT kind, channel, checks, status, payload->>'text' FROM notifications ORDER BY seq").fetchall()
+        return conn.execute(
+            "SELECT kind, channel, checks, status, payload->>'text' FROM notifications ORDER BY seq"
+        ).fetchall()
 
 
 def test_incident_opens_repeats_after_the_interval_and_resolves(logs, run_hour, resources, instance, slack):
     hours = [HOUR + timedelta(hours=i) for i in range(4)]
     # 10:00 error burst (opens), 11:00 still failing (quiet), 12:00 still failing 4 h after the
     # first message (reminder), 13:00 healthy (resolved).
-    ticks = [hours[0] + timedelta(hours=1, minutes=10), hours[1] + timedelta(hours=1, minutes=10),
-             hours[0] + timedelta(hours=5, minutes=10), hours[3] + timedelta(hours=1, minutes=10)]
+    ticks = [
+        hours[0] + timedelta(hours=1, minutes=10),
+        hours[1] + timedelta(hours=1, minutes=10),
+        hours[0] + timedelta(hours=5, minutes=10),
+        hours[3] + timedelta(hours=1, minutes=10),
+    ]
     for i, hour in enumerate(hours):
         hour_with(logs, hour, errors=5 if i < 3 else 0)
         run_hour(key(hour))
@@ -51,8 +65,11 @@ def test_incident_opens_repeats_after_the_interval_and_resolves(logs, run_hour, 
         tick(resources, instance, ticks[i] + timedelta(seconds=30))  # a second tick sends nothing more
 
     texts = slack.texts()
-    assert [t.split(" — ")[0] for t in texts] == ["Monitoring: 1 firing", "Monitoring: 1 still firing",
-                                                  "Monitoring: 1 resolved"]
+    assert [t.split(" — ")[0] for t in texts] == [
+        "Monitoring: 1 firing",
+        "Monitoring: 1 still firing",
+        "Monitoring: 1 resolved",
+    ]
     assert all("Checks: error_rate" in t for t in texts)
     assert "2026-03-01 10:00 UTC" in texts[0] and "12:00 UTC" in texts[1] and "13:00 UTC" in texts[2]
     first = slack.posted()[0]
@@ -65,7 +82,9 @@ def test_incident_opens_repeats_after_the_interval_and_resolves(logs, run_hour, 
     assert slack.attempts() == 3
 
 
-def test_critical_goes_to_its_own_channel_with_here_and_warnings_to_the_default(logs, run_hour, resources, instance, slack):
+def test_critical_goes_to_its_own_channel_with_here_and_warnings_to_the_default(
+    logs, run_hour, resources, instance, slack
+):
     hour_with(logs, HOUR, errors=5, unsafe=1)
     run_hour()
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
@@ -77,8 +96,10 @@ def test_critical_goes_to_its_own_channel_with_here_and_warnings_to_the_default(
 
 
 def test_the_model_that_drove_the_breach_is_named(logs, run_hour, resources, instance, slack):
-    recs = [record(i, model="chat-large" if i % 2 else "code-small",
-                   latency_ms=9000.0 if i % 2 and i < 20 else 300.0) for i in range(200)]
+    recs = [
+        record(i, model="chat-large" if i % 2 else "code-small", latency_ms=9000.0 if i % 2 and i < 20 else 300.0)
+        for i in range(200)
+    ]
     logs.records(recs)
     run_hour()
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
@@ -97,8 +118,14 @@ def test_min_sample_keeps_a_dozen_requests_quiet(logs, run_hour, resources, inst
 def test_500_failing_checks_are_summarised_inside_slack_limits(logs, run_hour, resources, instance, slack):
     models = tuple(f"model-{m:03d}" for m in range(500))
     # every model gets one error out of its two requests
-    logs.records([record(i, model=models[i % 500], status="error" if i < 500 else "ok",
-                         error_type="timeout" if i < 500 else None) for i in range(1000)])
+    logs.records(
+        [
+            record(
+                i, model=models[i % 500], status="error" if i < 500 else "ok", error_type="timeout" if i < 500 else None
+            )
+            for i in range(1000)
+        ]
+    )
     run_hour()
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
     [message] = slack.posted()
@@ -114,8 +141,14 @@ def test_500_failing_checks_are_summarised_inside_slack_limits(logs, run_hour, r
 
 
 def test_silence_mutes_and_logs_then_expires(logs, run_hour, resources, instance, slack, config_file, tmp_path):
-    config_file({"alerts": {"dry_run_file": str(tmp_path / "dry.jsonl"), "silences": [
-        {"check": "error_rate", "until": "2026-03-01T12:00:00Z", "reason": "provider outage"}]}})
+    config_file(
+        {
+            "alerts": {
+                "dry_run_file": str(tmp_path / "dry.jsonl"),
+                "silences": [{"check": "error_rate", "until": "2026-03-01T12:00:00Z", "reason": "provider outage"}],
+            }
+        }
+    )
     hour_with(logs, HOUR, errors=5)
     run_hour()
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))  # 11:10, silenced
@@ -133,7 +166,9 @@ def test_silence_mutes_and_logs_then_expires(logs, run_hour, resources, instance
 
 
 def test_silence_of_one_model_leaves_the_others_loud(logs, run_hour, resources, instance, slack, config_file):
-    config_file({"alerts": {"silences": [{"check": "error_rate", "model": "chat-large", "until": "2027-01-01T00:00:00Z"}]}})
+    config_file(
+        {"alerts": {"silences": [{"check": "error_rate", "model": "chat-large", "until": "2027-01-01T00:00:00Z"}]}}
+    )
     hour_with(logs, HOUR, errors=10, models=("chat-large", "code-small"))
     run_hour()
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
@@ -146,8 +181,9 @@ def test_failed_ingestion_alerts_once_as_a_failed_run(logs, run_hour, resources,
     hour_with(logs, HOUR, errors=50)
     (tmp_path / "blocked.duckdb").mkdir()  # the warehouse path is a folder: ingestion cannot open it
     broken = {**resources, "warehouse": DuckDBWarehouse(database=str(tmp_path / "blocked.duckdb"))}
-    result = dg.materialize(ALL_ASSETS, partition_key=key(HOUR), resources=broken, instance=instance,
-                            raise_on_error=False)
+    result = dg.materialize(
+        ALL_ASSETS, partition_key=key(HOUR), resources=broken, instance=instance, raise_on_error=False
+    )
     assert not result.success
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
     [message] = slack.posted()

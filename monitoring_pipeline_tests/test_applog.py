@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from monitoring_pipeline.applog import HourlyJsonlHandler, log_request
-from monitoring_pipeline.assets.ingest import llm_requests
+from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline_tests.conftest import PARTITION
 
 
@@ -21,8 +21,17 @@ def app_logger(logs):
 
 
 def test_applog_writes_into_the_utc_hour_folder_of_the_timestamp(app_logger, logs):
-    app_logger.info("llm_request", extra={"model": "m", "latency_ms": 5, "input_tokens": 1, "output_tokens": 1,
-                                          "status": "ok", "timestamp": "2026-03-01T12:59:59+02:00"})
+    app_logger.info(
+        "llm_request",
+        extra={
+            "model": "m",
+            "latency_ms": 5,
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "status": "ok",
+            "timestamp": "2026-03-01T12:59:59+02:00",
+        },
+    )
     app_logger.info("unrelated message")  # no request fields: not written
     (path,) = list(logs.root.rglob("*.jsonl"))
     assert path.relative_to(logs.root).parts[:2] == ("dt=2026-03-01", "hour=10")
@@ -33,11 +42,23 @@ def test_applog_writes_into_the_utc_hour_folder_of_the_timestamp(app_logger, log
 
 def test_applog_lines_are_ingested_by_the_pipeline(app_logger, run_hour, query):
     for i in range(3):
-        log_request(app_logger, request_id=f"r{i}", model="chat-large", latency_ms=100 + i, input_tokens=10,
-                    output_tokens=5, status="ok", feedback=5, timestamp=datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc))
+        log_request(
+            app_logger,
+            request_id=f"r{i}",
+            model="chat-large",
+            latency_ms=100 + i,
+            input_tokens=10,
+            output_tokens=5,
+            status="ok",
+            feedback=5,
+            timestamp=datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc),
+        )
     run_hour(PARTITION, assets=[llm_requests])
     assert query("SELECT request_id, latency_ms, safety_flags FROM llm_requests ORDER BY 1") == [
-        ("r0", 100.0, []), ("r1", 101.0, []), ("r2", 102.0, [])]
+        ("r0", 100.0, []),
+        ("r1", 101.0, []),
+        ("r2", 102.0, []),
+    ]
     assert query("SELECT count(*) FROM quarantine") == [(0,)]
 
 

@@ -5,8 +5,11 @@ fails, no lock error. The 168-hour version is `monitoring-pipeline bench-backfil
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+import pytest
 
-from monitoring_pipeline.bench_backfill import prepare, run_backfill
+from monitoring_pipeline.tools.bench_backfill import prepare, run_backfill
+
+pytestmark = pytest.mark.slow
 
 
 def test_backfill_through_the_daemon_materializes_every_hour_without_lock_errors(tmp_path):

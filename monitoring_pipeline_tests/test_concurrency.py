@@ -7,20 +7,23 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from monitoring_pipeline.partitions import partition_key
+from monitoring_pipeline.lib.partitions import partition_key
 from monitoring_pipeline.resources import DuckDBWarehouse
 from monitoring_pipeline_tests.conftest import HOUR, record
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow
+
 # One hour's materialization in its own OS process, on its own Dagster instance: nothing but
 # DuckDB's file lock (and the warehouse's connect retry) stands between the processes.
 RUN_HOUR = """
 import sys, dagster as dg
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.metrics import hourly_metrics
-from monitoring_pipeline.assets.review import review_sample
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
 db, logs, config, partition, timeout = sys.argv[1:6]
 resources = {"warehouse": DuckDBWarehouse(database=db, connect_timeout_s=float(timeout)),
@@ -44,8 +47,13 @@ print("closed", time.time(), flush=True)
 
 
 def _start(code: str, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _run_hour(tmp_path, logs, config_file, partition: str, timeout: float = 120.0) -> subprocess.Popen:
@@ -58,7 +66,7 @@ def test_concurrency_processes_materializing_different_hours_all_succeed(tmp_pat
         logs.records([record(i, hour) for i in range(2000 + 100 * n)], hour)
     procs = [_run_hour(tmp_path, logs, config_file, partition_key(hour)) for hour in hours]
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
     counts = dict(query("SELECT hour, count(*) FROM llm_requests GROUP BY hour"))
     assert counts == {hour.replace(tzinfo=None): 2000 + 100 * n for n, hour in enumerate(hours)}
@@ -67,8 +75,9 @@ def test_concurrency_processes_materializing_different_hours_all_succeed(tmp_pat
     assert len(query("SELECT DISTINCT hour FROM review_sample")) == 4
 
 
-def test_concurrency_failed_asset_leaves_the_file_usable(tmp_path, logs, config_file, resources, instance, query,
-                                                         run_hour):
+def test_concurrency_failed_asset_leaves_the_file_usable(
+    tmp_path, logs, config_file, resources, instance, query, run_hour
+):
     logs.records([record(i) for i in range(100)])
     run_hour()
 
@@ -79,8 +88,9 @@ def test_concurrency_failed_asset_leaves_the_file_usable(tmp_path, logs, config_
             conn.execute("DELETE FROM llm_requests")
             raise RuntimeError("boom halfway through a write")
 
-    result = dg.materialize([broken], partition_key="2026-03-01-10:00", resources=resources, instance=instance,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [broken], partition_key="2026-03-01-10:00", resources=resources, instance=instance, raise_on_error=False
+    )
     assert not result.success
     # Another process can open the file at once: the failed asset closed it and rolled back.
     proc = _run_hour(tmp_path, logs, config_file, "2026-03-01-10:00", timeout=1)
@@ -105,8 +115,7 @@ def test_concurrency_reader_delays_a_run_only_until_it_closes(tmp_path, logs, co
     assert written_at >= closed_at
 
 
-def test_concurrency_reader_that_never_closes_fails_the_run_after_the_timeout(tmp_path, logs, config_file,
-                                                                             run_hour):
+def test_concurrency_reader_that_never_closes_fails_the_run_after_the_timeout(tmp_path, logs, config_file, run_hour):
     """The bound: a run waits at most connect_timeout_s (120 s by default) for a reader, then fails
     with DuckDB's lock error and leaves the file as it was; the next run succeeds."""
     timeout = 1

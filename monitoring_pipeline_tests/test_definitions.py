@@ -19,10 +19,14 @@ def test_definitions_public_names_resolve():
     assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= keys
     assert {"review_verdicts", "human_quality"} <= keys
     assert defs.resolve_sensor_def("review_inbox_sensor")
-    assert ("human_quality", "human_bad_rate") in {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("human_quality", "human_bad_rate") in {
+        (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
+    }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert {("hourly_metrics", name) for name in (
-        "latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")} <= checks
+    assert {
+        ("hourly_metrics", name)
+        for name in ("latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")
+    } <= checks
     assert ("llm_requests", "quarantine_rate") in checks
 
 
@@ -30,7 +34,7 @@ def test_readme_log_contract_matches_the_schema():
     """The README's field table is the contract users read: it must list what ingest enforces."""
     from pathlib import Path
 
-    from monitoring_pipeline.schema import FIELDS
+    from monitoring_pipeline.contract import FIELDS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for field in FIELDS:

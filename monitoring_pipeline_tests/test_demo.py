@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from monitoring_pipeline.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def test_demo_finds_each_injected_incident_and_alerts(tmp_path, monkeypatch, capsys):

@@ -8,12 +8,12 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
+from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.review.human_quality import human_quality
+from monitoring_pipeline.defs.review.sample import review_sample
+from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
 from monitoring_pipeline_tests.conftest import HOUR, record
-from monitoring_pipeline.alerts.sensor import slack_alert_sensor
-from monitoring_pipeline.assets.human_quality import human_quality
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.review import review_sample
-from monitoring_pipeline.assets.review_verdicts import review_verdicts
 
 HEADER = "request_id,verdict,category,notes,reviewer\n"
 LATER = HOUR + timedelta(hours=2)
@@ -35,8 +35,9 @@ def reviewed(tmp_path, config_file, logs, run_hour, resources, instance):
     def setup(bad_rate_rule: dict, lines: list[str]):
         config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(inbox), "human_bad_rate": bad_rate_rule}})
         for hour, partition in ((HOUR, "2026-03-01-10:00"), (LATER, "2026-03-01-12:00")):
-            logs.records([record(i, hour=hour, model="chat-large" if i < 6 else "code-small") for i in range(10)],
-                         hour=hour)
+            logs.records(
+                [record(i, hour=hour, model="chat-large" if i < 6 else "code-small") for i in range(10)], hour=hour
+            )
             run_hour(partition=partition, assets=[llm_requests, review_sample])
         (inbox / "verdicts.csv").write_text(HEADER + "".join(line + "\n" for line in lines))
         result = dg.materialize([review_verdicts, human_quality], resources=resources, instance=instance)
@@ -54,8 +55,12 @@ def hour10(bad: int, good: int) -> list[str]:
 
 def test_human_quality_rates_and_interval(reviewed, query):
     reviewed({"threshold": 0.5, "window_hours": 24, "min_reviews": 1}, hour10(bad=3, good=7))
-    rows = {(d, v): (n, b, r, lo, hi) for d, v, n, b, r, lo, hi in query(
-        "SELECT dimension, value, reviewed, bad, bad_rate, ci_low, ci_high FROM human_quality")}
+    rows = {
+        (d, v): (n, b, r, lo, hi)
+        for d, v, n, b, r, lo, hi in query(
+            "SELECT dimension, value, reviewed, bad, bad_rate, ci_low, ci_high FROM human_quality"
+        )
+    }
     lo, hi = wilson(3, 10)
     assert rows[("all", "all")] == pytest.approx((10, 3, 0.3, lo, hi))
     assert rows[("model", "chat-large")][:3] == (6, 3, 0.5) and rows[("model", "code-small")][:3] == (4, 0, 0.0)
@@ -71,15 +76,20 @@ def test_human_bad_rate_fails_above_threshold_with_enough_reviews(reviewed):
     assert (md["value"], md["threshold"], md["sample_size"], md["min_sample"]) == (0.3, 0.1, 10, "5")
     assert (md["ci_low"], md["ci_high"]) == pytest.approx(wilson(3, 10))
     # all reviews, then per model with enough reviews of its own: chat-large 3/6 bad; code-small has only 4
-    assert md["breaches"] == [{"scope": "all", "value": 0.3, "threshold": 0.1, "sample_size": 10},
-                              {"scope": "chat-large", "value": 0.5, "threshold": 0.1, "sample_size": 6}]
+    assert md["breaches"] == [
+        {"scope": "all", "value": 0.3, "threshold": 0.1, "sample_size": 10},
+        {"scope": "chat-large", "value": 0.5, "threshold": 0.1, "sample_size": 6},
+    ]
 
 
-@pytest.mark.parametrize("rule, lines", [
-    ({"threshold": 0.1, "window_hours": 24, "min_reviews": 11}, hour10(bad=3, good=7)),   # too few reviews
-    ({"threshold": 0.3, "window_hours": 24, "min_reviews": 10}, hour10(bad=3, good=7)),   # at, not above
-    ({"threshold": 0.1, "window_hours": 24, "min_reviews": 1}, []),                       # no verdicts at all
-])
+@pytest.mark.parametrize(
+    "rule, lines",
+    [
+        ({"threshold": 0.1, "window_hours": 24, "min_reviews": 11}, hour10(bad=3, good=7)),  # too few reviews
+        ({"threshold": 0.3, "window_hours": 24, "min_reviews": 10}, hour10(bad=3, good=7)),  # at, not above
+        ({"threshold": 0.1, "window_hours": 24, "min_reviews": 1}, []),  # no verdicts at all
+    ],
+)
 def test_human_bad_rate_passes(reviewed, rule, lines):
     assert reviewed(rule, lines).passed
 

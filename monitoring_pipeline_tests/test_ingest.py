@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
-from monitoring_pipeline.assets.ingest import llm_requests
 
 
 def ingest(run_hour, partition=PARTITION):
@@ -24,8 +24,10 @@ def test_ingest_valid_lines_become_rows_with_typed_values(logs, run_hour, query)
     logs.records([record(0, feedback=4, safety_flags=["pii"]), record(1, status="error", error_type="timeout")])
     meta = ingest(run_hour)
     assert meta["rows_ingested"].value == 2 and meta["rows_quarantined"].value == 0
-    rows = query("SELECT request_id, \"timestamp\", latency_ms, input_tokens, status, error_type, feedback,"
-                 " safety_flags, hour FROM llm_requests ORDER BY request_id")
+    rows = query(
+        'SELECT request_id, "timestamp", latency_ms, input_tokens, status, error_type, feedback,'
+        " safety_flags, hour FROM llm_requests ORDER BY request_id"
+    )
     assert rows[0][0] == "req-10-00000"
     assert rows[0][1] == HOUR.replace(tzinfo=None)
     assert rows[0][2:] == (500.0, 100, "ok", None, 4, ["pii"], HOUR.replace(tzinfo=None))
@@ -75,7 +77,8 @@ def test_ingest_truncated_last_line_is_named_and_keeps_its_raw_text(logs, run_ho
     logs.lines([json.dumps(record(0)), '{"request_id": "cut", "timest'], trailing_newline=False)
     ingest(run_hour)
     assert query("SELECT line_number, reason, raw_line FROM quarantine") == [
-        (2, "truncated_last_line", '{"request_id": "cut", "timest')]
+        (2, "truncated_last_line", '{"request_id": "cut", "timest')
+    ]
 
 
 def test_ingest_line_numbers_stay_exact_after_undecodable_lines(logs, run_hour, query):
@@ -86,10 +89,18 @@ def test_ingest_line_numbers_stay_exact_after_undecodable_lines(logs, run_hour, 
     lines[6] = b'{"nul": "a\x00b"}'
     logs.lines(lines)
     meta = ingest(run_hour)
-    assert quarantine(query) == [(2, "invalid_utf8"), (3, "invalid_utf8"), (6, "malformed_json"),
-                                 (7, "unreadable_line:too_many_columns")]
+    assert quarantine(query) == [
+        (2, "invalid_utf8"),
+        (3, "invalid_utf8"),
+        (6, "malformed_json"),
+        (7, "unreadable_line:too_many_columns"),
+    ]
     assert sorted(r[0] for r in query("SELECT request_id FROM llm_requests")) == [
-        "req-10-00000", "req-10-00003", "req-10-00004", "req-10-00007"]
+        "req-10-00000",
+        "req-10-00003",
+        "req-10-00004",
+        "req-10-00007",
+    ]
     assert meta["lines_read"].value == 8
 
 
@@ -99,46 +110,66 @@ def test_ingest_a_bad_line_numbers_its_own_file_and_leaves_the_others_whole(logs
     logs.records([record(i) for i in range(7, 9)], name="c.jsonl")
     meta = ingest(run_hour)
     assert query("SELECT parse_filename(source_file), line_number, reason FROM quarantine") == [
-        ("b.jsonl", 3, "malformed_json")]
+        ("b.jsonl", 3, "malformed_json")
+    ]
     assert query("SELECT parse_filename(source_file), count(*) FROM llm_requests GROUP BY ALL ORDER BY 1") == [
-        ("a.jsonl", 4), ("b.jsonl", 3), ("c.jsonl", 2)]
+        ("a.jsonl", 4),
+        ("b.jsonl", 3),
+        ("c.jsonl", 2),
+    ]
     assert (meta["lines_read"].value, meta["rows_ingested"].value, meta["rows_quarantined"].value) == (10, 9, 1)
     assert meta["quarantine_reasons"].value == {"malformed_json": 1}
 
 
 def test_ingest_repeated_bad_lines_each_get_their_own_number(logs, run_hour, query):
-    logs.lines([json.dumps(record(0)), "{oops", "", json.dumps(record(1)), "{oops", "", json.dumps(record(2)), "{oops"],
-               trailing_newline=False)
+    logs.lines(
+        [json.dumps(record(0)), "{oops", "", json.dumps(record(1)), "{oops", "", json.dumps(record(2)), "{oops"],
+        trailing_newline=False,
+    )
     meta = ingest(run_hour)
-    assert quarantine(query) == [(2, "malformed_json"), (3, "empty_line"), (5, "malformed_json"), (6, "empty_line"),
-                                 (8, "truncated_last_line")]
+    assert quarantine(query) == [
+        (2, "malformed_json"),
+        (3, "empty_line"),
+        (5, "malformed_json"),
+        (6, "empty_line"),
+        (8, "truncated_last_line"),
+    ]
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (8, 3)
 
 
 def test_ingest_a_bad_line_with_the_request_id_of_a_good_one_is_still_quarantined(logs, run_hour, query):
     """Bad lines are looked for among lines whose request_id is not loaded; one that shares a loaded
     id is missed there, which the per-file counts catch."""
-    logs.lines([json.dumps(record(0)), json.dumps(record(1)), json.dumps(record(0, latency_ms=-1)),
-                json.dumps(record(2))])
+    logs.lines(
+        [json.dumps(record(0)), json.dumps(record(1)), json.dumps(record(0, latency_ms=-1)), json.dumps(record(2))]
+    )
     meta = ingest(run_hour)
     assert quarantine(query) == [(3, "invalid_value:latency_ms")]
     assert query("SELECT request_id, latency_ms FROM llm_requests ORDER BY 1") == [
-        ("req-10-00000", 500.0), ("req-10-00001", 500.0), ("req-10-00002", 500.0)]
+        ("req-10-00000", 500.0),
+        ("req-10-00001", 500.0),
+        ("req-10-00002", 500.0),
+    ]
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (4, 3)
 
 
 def test_ingest_a_bad_line_sharing_an_id_loaded_from_another_file_is_found_without_restaging(
-        logs, run_hour, query, instance):
+    logs, run_hour, query, instance
+):
     """Bad lines are looked for among their own files' rows: one whose request_id was loaded from
     another file is found there, and the hour keeps its fast load instead of being staged again."""
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.lines([json.dumps(record(2)), json.dumps(record(0, latency_ms=-1)), json.dumps(record(3))], name="b.jsonl")
     result = run_hour(assets=[llm_requests])
     assert query("SELECT parse_filename(source_file), line_number, reason FROM quarantine") == [
-        ("b.jsonl", 2, "invalid_value:latency_ms")]
+        ("b.jsonl", 2, "invalid_value:latency_ms")
+    ]
     assert query("SELECT parse_filename(source_file), request_id FROM llm_requests ORDER BY 2") == [
-        ("a.jsonl", "req-10-00000"), ("a.jsonl", "req-10-00001"), ("b.jsonl", "req-10-00002"),
-        ("b.jsonl", "req-10-00003")]
+        ("a.jsonl", "req-10-00000"),
+        ("a.jsonl", "req-10-00001"),
+        ("b.jsonl", "req-10-00002"),
+        ("b.jsonl", "req-10-00003"),
+    ]
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert not [m for m in messages if m.startswith("Staging the hour file by file")]
 
@@ -149,18 +180,21 @@ def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_h
     logs.records([record(3)], name="c.jsonl")
     meta = ingest(run_hour)
     assert query("SELECT parse_filename(source_file), line_number, reason, raw_line IS NOT NULL FROM quarantine") == [
-        ("b.jsonl", 2, "duplicate_request_id", True)]
+        ("b.jsonl", 2, "duplicate_request_id", True)
+    ]
     assert query("SELECT latency_ms FROM llm_requests WHERE request_id = 'req-10-00000'") == [(500.0,)]
     assert meta["rows_ingested"].value == 4 and meta["lines_read"].value == 5
 
 
 def test_ingest_loads_a_clean_file_exactly_as_one_with_a_bad_line(logs, run_hour, query):
     """Clean files skip line numbering (a faster pass); their rows must not differ in any value."""
-    varied = [record(0, feedback=5, safety_flags=["pii", "jailbreak"], user_id="u\u00e9", prompt='say "hi"\n\tnow'),
-              record(1, status="error", error_type="timeout", input_length=None, output_length=None),
-              record(2, timestamp="2026-03-01T12:15:30.123456+02:00", latency_ms=7, feedback=None),
-              record(3, timestamp="2026-03-01T10:59:59.999Z", prompt="", response=None, user_id=None),
-              {**record(4), "extra": {"nested": [1, 2]}}]
+    varied = [
+        record(0, feedback=5, safety_flags=["pii", "jailbreak"], user_id="u\u00e9", prompt='say "hi"\n\tnow'),
+        record(1, status="error", error_type="timeout", input_length=None, output_length=None),
+        record(2, timestamp="2026-03-01T12:15:30.123456+02:00", latency_ms=7, feedback=None),
+        record(3, timestamp="2026-03-01T10:59:59.999Z", prompt="", response=None, user_id=None),
+        {**record(4), "extra": {"nested": [1, 2]}},
+    ]
     logs.records(varied)
     ingest(run_hour)
     columns = "* EXCLUDE (source_file) FROM llm_requests ORDER BY request_id"
@@ -238,7 +272,10 @@ def test_ingest_reads_windows_line_endings(logs, run_hour, query):
     meta = ingest(run_hour)
     assert quarantine(query) == [(2, "malformed_json"), (3, "empty_line")]
     assert query("SELECT request_id, prompt FROM llm_requests ORDER BY 1") == [
-        ("req-10-00000", record(0)["prompt"]), ("req-10-00003", record(3)["prompt"]), ("req-10-00004", record(4)["prompt"])]
+        ("req-10-00000", record(0)["prompt"]),
+        ("req-10-00003", record(3)["prompt"]),
+        ("req-10-00004", record(4)["prompt"]),
+    ]
     assert (meta["lines_read"].value, meta["unreadable_files"].value) == (5, 0)
 
 
@@ -257,10 +294,16 @@ def test_ingest_reads_every_file_of_the_hour_including_gzip(logs, run_hour, quer
     assert query("SELECT count(DISTINCT source_file) FROM llm_requests") == [(2,)]
 
 
-@pytest.mark.parametrize("name, data", [
-    ("broken.jsonl.gz", b"\x1f\x8b not really gzip"),
-    ("stray_cr.jsonl", b'{"request_id": "a\rb"}\n' + json.dumps(record(9)).encode() + b"\n"),  # DuckDB's reader refuses it
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("broken.jsonl.gz", b"\x1f\x8b not really gzip"),
+        (
+            "stray_cr.jsonl",
+            b'{"request_id": "a\rb"}\n' + json.dumps(record(9)).encode() + b"\n",
+        ),  # DuckDB's reader refuses it
+    ],
+)
 def test_ingest_unreadable_file_is_quarantined_and_the_rest_of_the_hour_ingested(logs, run_hour, query, name, data):
     logs.records([record(0), record(1)], name="good.jsonl")
     (logs.folder() / name).write_bytes(data)
@@ -270,7 +313,7 @@ def test_ingest_unreadable_file_is_quarantined_and_the_rest_of_the_hour_ingested
     assert evaluation.check_name == "quarantine_rate" and not evaluation.passed
     assert meta["rows_ingested"].value == 2
     assert meta["unreadable_files"].value == 1
-    (line, reason), = query("SELECT line_number, reason FROM quarantine")
+    ((line, reason),) = query("SELECT line_number, reason FROM quarantine")
     assert line is None and reason.startswith("unreadable_file:")
     assert meta["lines_read"].value == meta["rows_ingested"].value + meta["rows_quarantined"].value
 
@@ -281,14 +324,20 @@ def test_ingest_rerun_replaces_only_its_hour(logs, run_hour, query):
     logs.records([record(i, hour=next_hour) for i in range(4)], hour=next_hour)
     ingest(run_hour)
     ingest(run_hour, "2026-03-01-11:00")
-    snapshot = query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"), query(
-        "SELECT * FROM llm_requests ORDER BY hour, request_id")
+    snapshot = (
+        query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"),
+        query("SELECT * FROM llm_requests ORDER BY hour, request_id"),
+    )
     ingest(run_hour)
     ingest(run_hour)
-    assert (query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"),
-            query("SELECT * FROM llm_requests ORDER BY hour, request_id")) == snapshot
+    assert (
+        query("SELECT * EXCLUDE (quarantined_at) FROM quarantine"),
+        query("SELECT * FROM llm_requests ORDER BY hour, request_id"),
+    ) == snapshot
     assert query("SELECT hour, count(*) FROM llm_requests GROUP BY hour ORDER BY hour") == [
-        (HOUR.replace(tzinfo=None), 5), (next_hour.replace(tzinfo=None), 4)]
+        (HOUR.replace(tzinfo=None), 5),
+        (next_hour.replace(tzinfo=None), 4),
+    ]
 
 
 def test_ingest_rerun_after_a_file_changed_drops_its_old_rows(logs, run_hour, query):
@@ -301,19 +350,26 @@ def test_ingest_rerun_after_a_file_changed_drops_its_old_rows(logs, run_hour, qu
 
 def test_ingest_hour_boundary_and_offsets(logs, run_hour, query):
     """10:59:59.999Z and 12:30+02:00 (=10:30Z) belong to hour 10; 11:00:00Z does not."""
-    logs.records([
-        record(0, timestamp="2026-03-01T10:59:59.999Z"),
-        record(1, timestamp="2026-03-01T12:30:00+02:00"),
-        record(2, timestamp="2026-03-01T10:00:00+00:00"),
-        record(3, timestamp="2026-03-01T11:00:00Z"),
-        record(4, timestamp="2026-03-01T09:59:59.999+00:00"),
-    ])
+    logs.records(
+        [
+            record(0, timestamp="2026-03-01T10:59:59.999Z"),
+            record(1, timestamp="2026-03-01T12:30:00+02:00"),
+            record(2, timestamp="2026-03-01T10:00:00+00:00"),
+            record(3, timestamp="2026-03-01T11:00:00Z"),
+            record(4, timestamp="2026-03-01T09:59:59.999+00:00"),
+        ]
+    )
     ingest(run_hour)
     assert [r[0] for r in query("SELECT request_id FROM llm_requests ORDER BY 1")] == [
-        "req-10-00000", "req-10-00001", "req-10-00002"]
+        "req-10-00000",
+        "req-10-00001",
+        "req-10-00002",
+    ]
     assert query("SELECT line_number, reason FROM quarantine ORDER BY 1") == [
-        (4, "timestamp_outside_hour"), (5, "timestamp_outside_hour")]
-    assert query("SELECT max(\"timestamp\") FROM llm_requests")[0][0].isoformat() == "2026-03-01T10:59:59.999000"
+        (4, "timestamp_outside_hour"),
+        (5, "timestamp_outside_hour"),
+    ]
+    assert query('SELECT max("timestamp") FROM llm_requests')[0][0].isoformat() == "2026-03-01T10:59:59.999000"
 
 
 def test_ingest_hour_without_files_materializes_empty(run_hour, query):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from monitoring_pipeline.definitions import defs
-from monitoring_pipeline.sensors.late_logs import late_logs_sensor
+from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
 from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
 
 

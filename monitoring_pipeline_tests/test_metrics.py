@@ -2,29 +2,47 @@
 
 import pytest
 
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.metrics.assets import hourly_metrics
 from monitoring_pipeline_tests.conftest import PARTITION, record
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.metrics import hourly_metrics
 
 METRICS = [llm_requests, hourly_metrics]
 
 
 def checks(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "hourly_metrics"}
+    return {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "hourly_metrics"
+    }
 
 
 def test_metrics_values_overall_and_per_model(logs, run_hour, query, config_file):
-    config_file({"prices": {"chat-large": {"input_per_mtok": 2.0, "output_per_mtok": 10.0},
-                            "default": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}}})
+    config_file(
+        {
+            "prices": {
+                "chat-large": {"input_per_mtok": 2.0, "output_per_mtok": 10.0},
+                "default": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
+            }
+        }
+    )
     latencies = [100.0 * (i + 1) for i in range(100)]  # 100 .. 10,000 ms
-    recs = [record(i, latency_ms=latencies[i], model="chat-large" if i < 80 else "other",
-                   status="error" if i in (0, 1) else "ok", feedback=[None, 5, 2][i % 3],
-                   safety_flags=["pii"] if i == 50 else []) for i in range(100)]
+    recs = [
+        record(
+            i,
+            latency_ms=latencies[i],
+            model="chat-large" if i < 80 else "other",
+            status="error" if i in (0, 1) else "ok",
+            feedback=[None, 5, 2][i % 3],
+            safety_flags=["pii"] if i == 50 else [],
+        )
+        for i in range(100)
+    ]
     logs.records(recs)
     result = run_hour(assets=METRICS)
     (row,) = query("SELECT * EXCLUDE (hour) FROM hourly_metrics")
     cols = [r[0] for r in query("SELECT name FROM pragma_table_info('hourly_metrics') WHERE name <> 'hour'")]
-    m = dict(zip(cols, row))
+    m = dict(zip(cols, row, strict=False))
     assert m["requests"] == 100 and m["errors"] == 2 and m["error_rate"] == pytest.approx(0.02)
     assert m["latency_avg_ms"] == pytest.approx(5050)
     assert m["latency_p50_ms"] == pytest.approx(5050)  # continuous quantile
@@ -59,8 +77,14 @@ def test_metrics_empty_hour_has_one_row_and_passing_checks(run_hour, query):
 def test_checks_all_pass_on_a_healthy_hour(logs, run_hour):
     logs.records([record(i, feedback=5) for i in range(200)])
     evaluations = checks(run_hour(assets=METRICS))
-    assert sorted(evaluations) == ["error_rate", "feedback_score", "latency_avg", "latency_p99",
-                                   "safety_violations", "token_budget"]
+    assert sorted(evaluations) == [
+        "error_rate",
+        "feedback_score",
+        "latency_avg",
+        "latency_p99",
+        "safety_violations",
+        "token_budget",
+    ]
     assert all(e.passed for e in evaluations.values())
     assert all(e.partition == PARTITION for e in evaluations.values())
 
@@ -69,16 +93,28 @@ def test_checks_all_pass_on_a_healthy_hour(logs, run_hour):
     "check, bad, good",
     [
         # p99 > 5000 ms: 2 % of calls at 20 s push p99 over; 0.5 % do not
-        ("latency_p99", lambda i: {"latency_ms": 20_000.0 if i < 4 else 500.0},
-         lambda i: {"latency_ms": 20_000.0 if i < 1 else 500.0}),
+        (
+            "latency_p99",
+            lambda i: {"latency_ms": 20_000.0 if i < 4 else 500.0},
+            lambda i: {"latency_ms": 20_000.0 if i < 1 else 500.0},
+        ),
         ("latency_avg", lambda i: {"latency_ms": 3_100.0}, lambda i: {"latency_ms": 3_000.0}),
-        ("error_rate", lambda i: {"status": "error" if i < 3 else "ok"},
-         lambda i: {"status": "error" if i < 2 else "ok"}),
-        ("token_budget", lambda i: {"input_tokens": 25_000, "output_tokens": 1 if i == 0 else 0},
-         lambda i: {"input_tokens": 25_000, "output_tokens": 0}),
+        (
+            "error_rate",
+            lambda i: {"status": "error" if i < 3 else "ok"},
+            lambda i: {"status": "error" if i < 2 else "ok"},
+        ),
+        (
+            "token_budget",
+            lambda i: {"input_tokens": 25_000, "output_tokens": 1 if i == 0 else 0},
+            lambda i: {"input_tokens": 25_000, "output_tokens": 0},
+        ),
         ("feedback_score", lambda i: {"feedback": 2 if i % 2 else 3}, lambda i: {"feedback": 3}),
-        ("safety_violations", lambda i: {"safety_flags": ["violence"] if i == 7 else []},
-         lambda i: {"safety_flags": []}),
+        (
+            "safety_violations",
+            lambda i: {"safety_flags": ["violence"] if i == 7 else []},
+            lambda i: {"safety_flags": []},
+        ),
     ],
 )
 def test_each_check_fails_over_and_passes_at_its_threshold(logs, run_hour, check, bad, good):
@@ -132,4 +168,5 @@ def test_token_budget_per_model(logs, run_hour, config_file):
     budget = checks(run_hour(assets=METRICS))["token_budget"]
     assert not budget.passed
     assert budget.metadata["breaches"].value == [
-        {"scope": "chat-large", "value": 1100, "threshold": 1000, "sample_size": 10}]
+        {"scope": "chat-large", "value": 1100, "threshold": 1000, "sample_size": 10}
+    ]

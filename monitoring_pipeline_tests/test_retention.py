@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from monitoring_pipeline.assets.retention import storage_retention
-from monitoring_pipeline.partitions import partition_key
+from monitoring_pipeline.defs.maintenance.retention import storage_retention
+from monitoring_pipeline.lib.partitions import partition_key
 from monitoring_pipeline_tests.conftest import HOUR, record
 
 AS_OF = HOUR + timedelta(days=10)
@@ -15,16 +15,29 @@ RECENT = AS_OF - timedelta(hours=2)
 
 
 def _retain(resources, instance):
-    return dg.materialize([storage_retention], resources=resources, instance=instance,
-                          run_config={"ops": {"storage_retention": {"config": {"as_of": AS_OF.isoformat()}}}})
+    return dg.materialize(
+        [storage_retention],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"storage_retention": {"config": {"as_of": AS_OF.isoformat()}}}},
+    )
 
 
-def test_retention_drops_old_text_prunes_quarantine_keeps_metrics(logs, config_file, resources, instance, run_hour,
-                                                                  query, tmp_path):
+def test_retention_drops_old_text_prunes_quarantine_keeps_metrics(
+    logs, config_file, resources, instance, run_hour, query, tmp_path
+):
     config_file({"retention": {"text_days": 7, "quarantine_days": 9}})
     for hour in (HOUR, RECENT):
-        big = [record(i, hour, prompt="p" * 2000 + str(i), response="r" * 2000 + str(i),
-                      status="error" if i % 10 == 0 else "ok") for i in range(300)]
+        big = [
+            record(
+                i,
+                hour,
+                prompt="p" * 2000 + str(i),
+                response="r" * 2000 + str(i),
+                status="error" if i % 10 == 0 else "ok",
+            )
+            for i in range(300)
+        ]
         logs.lines([*(json.dumps(r) for r in big), "not json"], hour)
         run_hour(partition_key(hour))
     metrics = query("SELECT * FROM hourly_metrics ORDER BY hour")
@@ -36,8 +49,9 @@ def test_retention_drops_old_text_prunes_quarantine_keeps_metrics(logs, config_f
     result = _retain(resources, instance)
 
     old, recent = HOUR.replace(tzinfo=None), RECENT.replace(tzinfo=None)
-    assert query("SELECT hour, count(prompt), count(response), count(*) FROM llm_requests GROUP BY hour ORDER BY hour") \
-        == [(old, 0, 0, 300), (recent, 300, 300, 300)]
+    assert query(
+        "SELECT hour, count(prompt), count(response), count(*) FROM llm_requests GROUP BY hour ORDER BY hour"
+    ) == [(old, 0, 0, 300), (recent, 300, 300, 300)]
     assert query("SELECT hour FROM quarantine") == [(recent,)]
     assert query("SELECT * FROM hourly_metrics ORDER BY hour") == metrics
     assert query("SELECT * FROM hourly_model_metrics ORDER BY hour, model") == model_metrics
@@ -48,8 +62,13 @@ def test_retention_drops_old_text_prunes_quarantine_keeps_metrics(logs, config_f
     assert meta["file_bytes_after"].value == (tmp_path / "monitoring.duckdb").stat().st_size < size_before
 
     # Idempotent, and the hourly runs keep working on the compacted file.
-    assert _retain(resources, instance).asset_materializations_for_node("storage_retention")[0] \
-        .metadata["texts_dropped"].value == 0
+    assert (
+        _retain(resources, instance)
+        .asset_materializations_for_node("storage_retention")[0]
+        .metadata["texts_dropped"]
+        .value
+        == 0
+    )
     assert run_hour(partition_key(RECENT)).success
 
 

@@ -4,13 +4,17 @@ import csv
 import hashlib
 import json
 
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline_tests.conftest import PARTITION, record
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.review import review_sample
 
 ASSETS = [llm_requests, review_sample]
-STRICT = {"sample_rate": 0.0, "strata": {"safety_flag": 2, "error": 3, "low_feedback": 2, "slow": 1},
-          "min_per_model": 2, "max_per_hour": 1000}
+STRICT = {
+    "sample_rate": 0.0,
+    "strata": {"safety_flag": 2, "error": 3, "low_feedback": 2, "slow": 1},
+    "min_per_model": 2,
+    "max_per_hour": 1000,
+}
 
 
 def crafted_hour() -> list[dict]:
@@ -38,8 +42,8 @@ def test_review_sample_strata_fill_their_quotas(logs, run_hour, query, config_fi
     for _, _, priority, _ in rows:
         by_priority[priority] = by_priority.get(priority, 0) + 1
     assert [by_priority.get(p, 0) for p in (1, 2, 3, 4)] == [2, 3, 2, 1]
-    assert {r[0] for r in rows if r[2] == 4} == {"req-10-00130"}            # the only call above p99
-    assert len([r for r in rows if r[3] == "tiny"]) == 2                   # the small model is not starved
+    assert {r[0] for r in rows if r[2] == 4} == {"req-10-00130"}  # the only call above p99
+    assert len([r for r in rows if r[3] == "tiny"]) == 2  # the small model is not starved
     assert all("model_coverage" in r[1] for r in rows if r[3] == "tiny")
     # reasons list every stratum that applies; priority is the strongest
     assert all(r[1][0] == ("safety_flag", "error", "low_feedback", "slow")[r[2] - 1] for r in rows if r[2] <= 4)
@@ -54,12 +58,22 @@ def test_review_sample_cap_keeps_the_highest_priorities(logs, run_hour, query, c
 
 
 def test_review_sample_base_share_is_the_md5_of_request_id(logs, run_hour, query, config_file):
-    config_file({"review": {"sample_rate": 0.05, "strata": {"safety_flag": 0, "error": 0, "low_feedback": 0,
-                                                            "slow": 0}, "min_per_model": 0}})
+    config_file(
+        {
+            "review": {
+                "sample_rate": 0.05,
+                "strata": {"safety_flag": 0, "error": 0, "low_feedback": 0, "slow": 0},
+                "min_per_model": 0,
+            }
+        }
+    )
     logs.records([record(i) for i in range(2000)])
     run_hour(assets=ASSETS)
-    expected = {f"req-10-{i:05d}" for i in range(2000)
-                if int(hashlib.md5(f"req-10-{i:05d}".encode()).hexdigest()[:8], 16) / 2**32 < 0.05}
+    expected = {
+        f"req-10-{i:05d}"
+        for i in range(2000)
+        if int(hashlib.md5(f"req-10-{i:05d}".encode()).hexdigest()[:8], 16) / 2**32 < 0.05
+    }
     got = {r[0] for r in sample(query)}
     assert got == expected and 60 < len(got) < 140
     assert all(r[1] == ["random"] for r in sample(query))

@@ -6,12 +6,12 @@ import os
 import dagster as dg
 import pytest
 
+from monitoring_pipeline.defs.ingest.assets import llm_requests
+from monitoring_pipeline.defs.review.human_quality import human_quality
+from monitoring_pipeline.defs.review.inbox import review_inbox_sensor
+from monitoring_pipeline.defs.review.sample import review_sample
+from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
 from monitoring_pipeline_tests.conftest import record
-from monitoring_pipeline.assets.human_quality import human_quality
-from monitoring_pipeline.assets.ingest import llm_requests
-from monitoring_pipeline.assets.review import review_sample
-from monitoring_pipeline.assets.review_verdicts import review_verdicts
-from monitoring_pipeline.review.inbox import review_inbox_sensor
 
 HEADER = "request_id,verdict,category,notes,reviewer\n"
 
@@ -31,8 +31,9 @@ def inbox(tmp_path, config_file, logs, run_hour):
 def load(resources, instance):
     def run():
         result = dg.materialize([review_verdicts, human_quality], resources=resources, instance=instance)
-        (mat,) = [m for m in result.get_asset_materialization_events()
-                  if m.asset_key.to_user_string() == "review_verdicts"]
+        (mat,) = [
+            m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "review_verdicts"
+        ]
         return {k: v.value for k, v in mat.materialization.metadata.items()}
 
     return run
@@ -47,14 +48,18 @@ def verdicts(query) -> list[tuple]:
 
 
 def test_review_verdicts_good_csv_and_jsonl_load(inbox, load, query):
-    (inbox / "ann.csv").write_text(HEADER + f"{rid(0)},good,,,ann\n{rid(1)},BAD, Tone ,rude reply,ann\n"
-                                   f"{rid(2)},,,,\n")  # blank verdict: not reviewed yet, skipped
-    (inbox / "bob.jsonl").write_text(json.dumps({"request_id": rid(7), "verdict": "bad",
-                                                 "category": "hallucination", "reviewer": "bob"}) + "\n")
+    (inbox / "ann.csv").write_text(
+        HEADER + f"{rid(0)},good,,,ann\n{rid(1)},BAD, Tone ,rude reply,ann\n{rid(2)},,,,\n"
+    )  # blank verdict: not reviewed yet, skipped
+    (inbox / "bob.jsonl").write_text(
+        json.dumps({"request_id": rid(7), "verdict": "bad", "category": "hallucination", "reviewer": "bob"}) + "\n"
+    )
     meta = load()
-    assert verdicts(query) == [(rid(0), "good", None, None, "ann", "chat-large"),
-                               (rid(1), "bad", "tone", "rude reply", "ann", "chat-large"),
-                               (rid(7), "bad", "hallucination", None, "bob", "code-small")]
+    assert verdicts(query) == [
+        (rid(0), "good", None, None, "ann", "chat-large"),
+        (rid(1), "bad", "tone", "rude reply", "ann", "chat-large"),
+        (rid(7), "bad", "hallucination", None, "bob", "code-small"),
+    ]
     assert (meta["files"], meta["new"], meta["changed"], meta["rejected"]) == (2, 3, 0, 0)
     assert query("SELECT count(*) FROM review_verdict_rejects") == [(0,)]
 
@@ -64,8 +69,8 @@ def test_review_verdicts_redropping_a_file_changes_nothing(inbox, load, query):
     (inbox / "ann.csv").write_text(body)
     load()
     before = query("SELECT * FROM review_verdicts ORDER BY request_id")
-    (inbox / "ann.csv").write_text(body)          # dropped again
-    (inbox / "ann-copy.csv").write_text(body)     # and a copy under another name
+    (inbox / "ann.csv").write_text(body)  # dropped again
+    (inbox / "ann-copy.csv").write_text(body)  # and a copy under another name
     meta = load()
     assert query("SELECT * FROM review_verdicts ORDER BY request_id") == before  # loaded_at included
     assert (meta["new"], meta["changed"], meta["unchanged"]) == (0, 0, 4)
@@ -95,26 +100,38 @@ def test_review_verdicts_later_file_wins(inbox, load, query):
 def test_review_verdicts_malformed_rows_are_rejected_and_good_rows_kept(inbox, load, query):
     (inbox / "mixed.csv").write_text(
         HEADER
-        + f"{rid(0)},good,,,ann\n"                 # row 1: fine
-        + f"{rid(1)},bad,tone,x,ann,extra\n"       # row 2: a column too many
-        + f"{rid(2)},meh,,,ann\n"                  # row 3: not good/bad
-        + "req-99-00000,good,,,ann\n"              # row 4: not in the sample
-        + f"{rid(0)},bad,,,ann\n"                  # row 5: duplicate of row 1
-        + ",good,,,ann\n"                         # row 6: no request_id
-        + f"{rid(4)},bad,Not A Word!,,ann\n"       # row 7: category
-        + f"{rid(5)},bad,tone,,ann\n"              # row 8: fine
+        + f"{rid(0)},good,,,ann\n"  # row 1: fine
+        + f"{rid(1)},bad,tone,x,ann,extra\n"  # row 2: a column too many
+        + f"{rid(2)},meh,,,ann\n"  # row 3: not good/bad
+        + "req-99-00000,good,,,ann\n"  # row 4: not in the sample
+        + f"{rid(0)},bad,,,ann\n"  # row 5: duplicate of row 1
+        + ",good,,,ann\n"  # row 6: no request_id
+        + f"{rid(4)},bad,Not A Word!,,ann\n"  # row 7: category
+        + f"{rid(5)},bad,tone,,ann\n"  # row 8: fine
     )
     (inbox / "lines.jsonl").write_text(
-        json.dumps({"request_id": rid(6), "verdict": "good"}) + "\n{not json\n\n[1, 2]\n"
-        + json.dumps({"request_id": rid(8), "verdict": "bad"}) + "\n")
+        json.dumps({"request_id": rid(6), "verdict": "good"})
+        + "\n{not json\n\n[1, 2]\n"
+        + json.dumps({"request_id": rid(8), "verdict": "bad"})
+        + "\n"
+    )
     (inbox / "headerless.csv").write_text(f"{rid(9)},good\n")
     meta = load()
     assert [r[0] for r in verdicts(query)] == [rid(0), rid(5), rid(6), rid(8)]
-    rejects = query("SELECT regexp_extract(source_file, '[^/]+$'), source_row, reason FROM review_verdict_rejects "
-                    "ORDER BY 1, 2")
+    rejects = query(
+        "SELECT regexp_extract(source_file, '[^/]+$'), source_row, reason FROM review_verdict_rejects ORDER BY 1, 2"
+    )
     assert [(f, r) for f, r, _ in rejects] == [
-        ("headerless.csv", None), ("lines.jsonl", 2), ("lines.jsonl", 4),
-        ("mixed.csv", 2), ("mixed.csv", 3), ("mixed.csv", 4), ("mixed.csv", 5), ("mixed.csv", 6), ("mixed.csv", 7)]
+        ("headerless.csv", None),
+        ("lines.jsonl", 2),
+        ("lines.jsonl", 4),
+        ("mixed.csv", 2),
+        ("mixed.csv", 3),
+        ("mixed.csv", 4),
+        ("mixed.csv", 5),
+        ("mixed.csv", 6),
+        ("mixed.csv", 7),
+    ]
     reasons = {(f, r): why for f, r, why in rejects}
     assert reasons[("mixed.csv", 2)].startswith("malformed CSV line 3")
     assert reasons[("mixed.csv", 3)] == "verdict must be good or bad, got 'meh'"
@@ -150,7 +167,6 @@ def test_review_inbox_sensor_requests_a_run_for_new_or_changed_files(inbox, inst
     (inbox / "nested" / "bob.jsonl").write_text("{}\n")
     (inbox / "notes.txt").write_text("ignored")
     assert len(tick(changed.cursor).run_requests) == 1
-
 
 
 def test_review_inbox_sensor_targets_verdicts_and_quality():

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 QUERY = """
 {
@@ -30,8 +32,11 @@ def _free_port() -> int:
 
 
 def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["data"]
 
@@ -45,21 +50,36 @@ def dagster_dev(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # The daemon runs the sensors: every path they write goes to tmp_path, none into the repo.
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "review": {"output_dir": str(tmp_path / "review"), "inbox_dir": str(tmp_path / "inbox")},
-        "alerts": {"dry_run_file": str(tmp_path / "dry_run.jsonl")},
-    }))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_DUCKDB_PATH": str(tmp_path / "m.duckdb"),
-           "MONITORING_ALERTS_DB": str(tmp_path / "a.duckdb"), "MONITORING_LOG_DIR": str(tmp_path / "logs"),
-           "MONITORING_CONFIG": str(config)}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "review": {"output_dir": str(tmp_path / "review"), "inbox_dir": str(tmp_path / "inbox")},
+                "alerts": {"dry_run_file": str(tmp_path / "dry_run.jsonl")},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MONITORING_DUCKDB_PATH": str(tmp_path / "m.duckdb"),
+        "MONITORING_ALERTS_DB": str(tmp_path / "a.duckdb"),
+        "MONITORING_LOG_DIR": str(tmp_path / "logs"),
+        "MONITORING_CONFIG": str(config),
+    }
     dagster = Path(sys.executable).with_name("dagster")
     log = tmp_path / "dagster_dev.log"  # a file, not a pipe: nobody reads a pipe until the end, and a full one blocks
     with log.open("w") as out:
         # SIGINT back to its default: a shell's background job ignores it, the children inherit that,
         # and dagster dev then never stops on SIGTERM (it shuts its services down by interrupt).
-        proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -86,11 +106,19 @@ def dagster_dev(tmp_path):
 def test_webserver_serves_assets_checks_job_schedule_and_sensor(dagster_dev):
     port, proc, log = dagster_dev
     data = _graphql(port, QUERY)
-    assets = {"/".join(n["assetKey"]["path"]): {c["name"] for c in n["assetChecksOrError"].get("checks", [])}
-              for n in data["assetNodes"]}
+    assets = {
+        "/".join(n["assetKey"]["path"]): {c["name"] for c in n["assetChecksOrError"].get("checks", [])}
+        for n in data["assetNodes"]
+    }
     assert {"llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"} <= set(assets)
-    assert assets["hourly_metrics"] >= {"latency_p99", "latency_avg", "error_rate", "token_budget",
-                                        "feedback_score", "safety_violations"}
+    assert assets["hourly_metrics"] >= {
+        "latency_p99",
+        "latency_avg",
+        "error_rate",
+        "token_budget",
+        "feedback_score",
+        "safety_violations",
+    }
     assert "quarantine_rate" in assets["llm_requests"]
     (repo,) = data["repositoriesOrError"]["nodes"]
     assert "hourly_monitoring" in {j["name"] for j in repo["jobs"]}

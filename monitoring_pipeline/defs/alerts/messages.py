@@ -1,0 +1,142 @@
+"""Alert messages: Slack Block Kit with a plain-text fallback, inside Slack's limits.
+
+One message per run and channel groups every notice the run produced; each section is one check
+on one asset and hour, with the scopes (the hour as a whole, each model) that explain it.
+"""
+
+from collections import defaultdict
+from urllib.parse import quote
+
+from monitoring_pipeline.defs.alerts.incidents import OPEN, REPEAT, RESOLVED, Notice
+
+MAX_BLOCKS = 50
+SECTION_TEXT_LIMIT = 3000
+MESSAGE_TEXT_LIMIT = 40000  # all text in the message, blocks and fallback together
+FALLBACK_LIMIT = 3000  # the plain `text`, shown in notifications
+HEADER_LIMIT = 150
+MAX_CHECK_SECTIONS = 20  # each section comes with a context line: 2 blocks
+TITLES = {OPEN: "Firing", REPEAT: "Still firing", RESOLVED: "Resolved"}
+ICONS = {OPEN: ":rotating_light:", REPEAT: ":repeat:", RESOLVED: ":white_check_mark:"}
+
+
+def _num(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and value < 1:
+        return f"{value:.2%}" if value else "0"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and abs(value) >= 10 else f"{value:.3g}"
+
+
+def hour_label(partition: str | None) -> str:
+    return f"{partition[:10]} {partition[11:16]} UTC" if partition else "all hours"
+
+
+def asset_link(dagster_url: str, asset: str, partition: str | None) -> str:
+    url = f"{dagster_url.rstrip('/')}/assets/{quote(asset)}"
+    return f"{url}?partition={quote(partition)}" if partition else url
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cap(text, SECTION_TEXT_LIMIT)}}
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(text, SECTION_TEXT_LIMIT)}]}
+
+
+def _scope_lines(notices: list[Notice]) -> list[str]:
+    """The hour first, then the models that drove it, worst first."""
+    ordered = sorted(notices, key=lambda n: (n.scope != "all", -(n.value or 0)))
+    lines = []
+    for n in ordered:
+        scope = "all traffic" if n.scope == "all" else f"model `{n.scope}`"
+        if n.kind == RESOLVED:
+            lines.append(
+                f"• {scope}: back within threshold {_num(n.threshold)}"
+                + (f" (now {_num(n.value)}, n={n.sample_size})" if n.value is not None else "")
+            )
+        else:
+            lines.append(f"• {scope}: *{_num(n.value)}* vs threshold {_num(n.threshold)} (sample {n.sample_size})")
+    return lines
+
+
+def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dict]:
+    first = group[0]
+    badge = ":rotating_light: *CRITICAL*" if first.critical and kind != RESOLVED else ICONS[kind]
+    head = f"{badge} *{TITLES[kind]}:* `{first.check}` on `{first.asset}` for *{hour_label(first.partition)}*"
+    body, shown = [head], 0
+    for line in _scope_lines(group):
+        if len("\n".join(body)) + len(line) > SECTION_TEXT_LIMIT - 60:
+            break
+        body.append(line)
+        shown += 1
+    if shown < len(group):
+        body.append(f"…and {len(group) - shown} more scopes")
+    link = asset_link(dagster_url, first.asset, first.partition)
+    where = f"{first.asset} {first.partition}" if first.partition else first.asset
+    return [_section("\n".join(body)), _context(f"<{link}|Open {where} in Dagster>")]
+
+
+def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple[str, list[dict]]:
+    """(text, blocks) for the notices one run produced for one channel."""
+    groups: dict[tuple, list[Notice]] = defaultdict(list)
+    for n in notices:
+        groups[(n.kind, n.check, n.asset, n.partition)].append(n)
+    order = {OPEN: 0, REPEAT: 1, RESOLVED: 2}
+    keys = sorted(groups, key=lambda k: (order[k[0]], not groups[k][0].critical, k[1], k[2], k[3] or ""))
+    critical = any(n.critical and n.kind != RESOLVED for n in notices)
+
+    counts = {kind: len({(k[1], k[2]) for k in keys if k[0] == kind}) for kind in order}
+    summary = ", ".join(f"{counts[k]} {TITLES[k].lower()}" for k in order if counts[k])
+    header = f"{'CRITICAL' if critical else 'Monitoring'}: {summary} — {title}"
+    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": _cap(header, HEADER_LIMIT)}}]
+    for key in keys[:MAX_CHECK_SECTIONS]:
+        blocks.extend(_check_section(key[0], groups[key], dagster_url))
+    if len(keys) > MAX_CHECK_SECTIONS:
+        rest: dict[str, int] = defaultdict(int)
+        for kind, check, _, _ in keys[MAX_CHECK_SECTIONS:]:
+            rest[f"{TITLES[kind].lower()} `{check}`"] += 1
+        blocks.append(
+            _section(
+                f"…and {len(keys) - MAX_CHECK_SECTIONS} more: "
+                + ", ".join(f"{what} ×{n}" for what, n in sorted(rest.items()))
+            )
+        )
+
+    names = sorted({n.check for n in notices})
+    text = f"{'<!here> CRITICAL' if critical else 'Monitoring'}: {summary} — {title}. Checks: {', '.join(names)}"
+    return _cap(text, FALLBACK_LIMIT), _fit(blocks)
+
+
+def simple_message(title: str, lines: list[str], link: str | None, critical: bool = False) -> tuple[str, list[dict]]:
+    """A message about the pipeline itself (a failed run, missing logs, a test)."""
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cap(title, HEADER_LIMIT)}},
+        _section("\n".join(lines)),
+    ]
+    if link:
+        blocks.append(_context(f"<{link}|Open in Dagster>"))
+    text = f"{'<!here> ' if critical else ''}{title}: " + " ".join(lines)
+    return _cap(text, FALLBACK_LIMIT), blocks
+
+
+def _fit(blocks: list[dict]) -> list[dict]:
+    """Drop trailing blocks until the message is inside Slack's block and character limits."""
+
+    def size(bs):
+        return sum(
+            len(b.get("text", {}).get("text", "")) + sum(len(e["text"]) for e in b.get("elements", [])) for b in bs
+        )
+
+    kept = blocks[:MAX_BLOCKS]
+    while len(kept) > 2 and size(kept) > MESSAGE_TEXT_LIMIT - FALLBACK_LIMIT:
+        kept = kept[:-1]
+    if len(kept) < len(blocks):
+        kept = kept[: MAX_BLOCKS - 1] + [
+            _section(f"…{len(blocks) - len(kept)} more block(s) left out to fit Slack's limits")
+        ]
+    return kept

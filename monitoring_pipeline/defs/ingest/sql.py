@@ -1,0 +1,389 @@
+"""The SQL that turns an hour's log lines into llm_requests rows and quarantine rows.
+
+Every line is classified in one pass: it gets either a NULL reason (valid) or the first rule it
+breaks. Two parsers feed that classification (CLASSIFIED): read_json with every field as a JSON
+column, for the fast pass, and each line read as one VARCHAR and parsed with json_extract, for
+the lines that need a reason and a line number. read_json's ignore_errors turns a bad line into
+an all-NULL row with no text, so it never decides what a bad line is: it only loads valid ones.
+Lines DuckDB cannot even decode (bad UTF-8, NUL bytes) land in the CSV reader's rejects table
+with their line number and join the same stream.
+
+INSERT_VALID_LINES loads the valid lines of all files at once, in parallel and unnumbered;
+FILE_STATUS then compares each file's lines with its rows. A file's bad lines are classified
+again from their text and numbered by their hash (BAD_LINES, LOCATE_BAD_LINES); a file with an
+undecodable line or a duplicate request_id is staged with exact line numbers instead (STAGE),
+which the decoding offsets and the first-wins rule need. Both parsers are DuckDB's yyjson and
+give the same JSON text per field (test_ingest's edge lines pin this). Were they ever to disagree
+on a line of a file that also has bad lines, its counts would not add up, and the hour is then
+staged exactly.
+"""
+
+from monitoring_pipeline.contract import FIELDS, RAW_LINE_CAP
+
+LLM_REQUESTS_DDL = """
+CREATE TABLE IF NOT EXISTS llm_requests (
+    hour TIMESTAMP NOT NULL,            -- partition: the UTC hour the line was logged in
+    request_id VARCHAR NOT NULL,
+    "timestamp" TIMESTAMP NOT NULL,     -- UTC
+    model VARCHAR NOT NULL,
+    latency_ms DOUBLE NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    status VARCHAR NOT NULL,
+    input_length BIGINT,
+    output_length BIGINT,
+    user_id VARCHAR,
+    error_type VARCHAR,
+    feedback TINYINT,
+    safety_flags VARCHAR[] NOT NULL,
+    -- zstd, not DuckDB's default for strings this short (FSST): a third of the bytes, and an hour
+    -- of a million requests loads ~2 s faster. Written in bulk, read back for a few rows.
+    prompt VARCHAR USING COMPRESSION zstd,
+    response VARCHAR USING COMPRESSION zstd,
+    source_file VARCHAR NOT NULL
+)"""
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    hour TIMESTAMP NOT NULL,
+    source_file VARCHAR NOT NULL,
+    line_number BIGINT,                 -- NULL when the whole file was unreadable
+    reason VARCHAR NOT NULL,
+    raw_line VARCHAR,                   -- capped
+    quarantined_at TIMESTAMP NOT NULL
+)"""
+
+# The files' lines as VARCHAR: NUL never occurs in valid JSON text, so it is a safe "no delimiter".
+# Lines DuckDB cannot decode go to the _rejects table instead. No new_line option: the reader
+# tells \n from \r\n per file (logs written on Windows); a stray \r in a \n file still makes
+# it refuse the file, which is then quarantined whole as unreadable.
+_READ_CSV = """read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), quote = '', escape = '',
+              header = false, auto_detect = false, filename = true,
+              store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')"""
+
+DROP_REJECTS = "DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans"  # before a scan that reads them
+
+READ_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _lines AS
+SELECT filename AS source_file, row_number() OVER () AS seq, line FROM {_READ_CSV}
+"""
+
+# row_number() above counts only the lines the reader kept. The j-th rejected line of a file
+# (at line L_j) has L_j - j kept lines before it, so a kept line with ordinal k sits at
+# k + #{j : L_j - j < k}.
+NUMBER_LINES = """
+CREATE OR REPLACE TEMP TABLE _numbered AS
+WITH kept AS (
+    SELECT source_file, line,
+           seq - min(seq) OVER (PARTITION BY source_file) + 1 AS k
+    FROM _lines
+),
+rejected AS (
+    SELECT s.file_path AS source_file, e.line AS line_number, e.csv_line AS line, e.error_type,
+           e.line - row_number() OVER (PARTITION BY s.file_path ORDER BY e.line) AS kept_before
+    FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)
+)
+SELECT source_file, k + (SELECT count(*) FROM rejected r
+                         WHERE r.source_file = kept.source_file AND r.kept_before < kept.k) AS line_number,
+       line, NULL::VARCHAR AS read_error
+FROM kept
+UNION ALL
+SELECT source_file, line_number, line,
+       CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid_utf8'
+                       ELSE 'unreadable_line:' || lower(replace(error_type, ' ', '_')) END
+FROM rejected
+"""
+
+
+def _path(name: str) -> str:
+    return f"$.{name}"
+
+
+def _decoded(kind: str, i: int) -> str | None:
+    """Field i's value decoded once from its JSON text v_i, for the rules and the typed columns
+    alike (each decode costs a pass over the text: strings are unescaped, numbers parsed)."""
+    if kind in ("string", "status", "timestamp"):
+        return f"CASE WHEN t_{i} = 'VARCHAR' THEN v_{i} ->> '$' END"
+    if kind in ("integer", "stars", "number"):
+        return f"try_cast(v_{i} AS {'DOUBLE' if kind == 'number' else 'BIGINT'})"
+    return None  # string_list: read from its JSON text
+
+
+def _type_ok(kind: str, i: int) -> str:
+    v, t, d = f"v_{i}", f"t_{i}", f"d_{i}"
+    return {
+        "string": f"{t} = 'VARCHAR'",
+        "timestamp": f"{t} = 'VARCHAR'",
+        "status": f"{t} = 'VARCHAR'",
+        "number": f"{t} IN ('BIGINT', 'UBIGINT', 'DOUBLE')",
+        "integer": f"{t} IN ('BIGINT', 'UBIGINT') AND {d} IS NOT NULL",
+        "stars": f"{t} IN ('BIGINT', 'UBIGINT')",
+        "string_list": f"{t} = 'ARRAY' AND list_bool_and(list_transform(coalesce(json_type({v}, '$[*]'), []), lambda t: t = 'VARCHAR')) IS NOT FALSE",
+    }[kind]
+
+
+def _value_ok(field, i: int) -> str | None:
+    d = f"d_{i}"
+    return {
+        # an explicit offset, so that no session time zone decides what the time was
+        "timestamp": f"regexp_matches({d}, '(Z|z|[+-]\\d\\d:?\\d\\d)$') AND ts IS NOT NULL",
+        "number": f"{d} >= 0 AND isfinite({d})",  # no NaN, no Infinity
+        "integer": f"{d} >= 0",
+        "stars": f"coalesce({d} BETWEEN 1 AND 5, false)",  # NULL: beyond BIGINT
+        "status": f"{d} IN ('ok', 'error')",
+        "string": f"{d} <> ''" if field.name == "request_id" else None,
+    }.get(field.kind)
+
+
+def _present(i: int) -> str:
+    """Field i holds a non-null value. Every test below is a plain predicate that cannot raise
+    (types come from t, decoding uses try_cast), so rules are ANDs and ORs, not nested CASEs."""
+    return f"t_{i} IS NOT NULL AND t_{i} <> 'NULL'"
+
+
+def _rules() -> list[tuple[str, str]]:
+    """(condition that breaks the rule, reason), in the order a reader fixing the line would want them."""
+    rules = []
+    for i, f in enumerate(FIELDS, start=1):
+        if f.required:
+            rules.append((f"t_{i} IS NULL OR t_{i} = 'NULL'", f"missing_field:{f.name}"))
+    for i, f in enumerate(FIELDS, start=1):
+        rules.append((f"{_present(i)} AND NOT ({_type_ok(f.kind, i)})", f"wrong_type:{f.name}"))
+    for i, f in enumerate(FIELDS, start=1):
+        check = _value_ok(f, i)
+        if check:
+            rules.append((f"{_present(i)} AND NOT ({check})", f"invalid_value:{f.name}"))
+    return rules
+
+
+def _reason_cases() -> str:
+    """Lines that pass every rule (nearly all) are settled by one predicate; only the others are
+    walked through the rules one by one to find the first they break."""
+    passes = " AND ".join(f"({cond}) IS NOT TRUE" for cond, _ in _rules())
+    cases = [f"WHEN {passes} THEN NULL"] + [f"WHEN {cond} THEN '{reason}'" for cond, reason in _rules()]
+    return "\n            ".join(cases)
+
+
+def _index(name: str) -> int:
+    return [f.name for f in FIELDS].index(name) + 1
+
+
+def _json_type(v: str) -> str:
+    """json_type() of a field's JSON text. A string is told by its opening quote: json_type would
+    parse the whole of it, and prompts and responses are long (a sixth of the classification)."""
+    return f"CASE WHEN starts_with({v}, '\"') THEN 'VARCHAR' ELSE json_type({v}) END"
+
+
+def _field_columns(values: list[str]) -> str:
+    """One column per field (v_i its JSON text, t_i its JSON type): the ~40 tests below read
+    columns instead of extracting list elements again and again (about a quarter faster)."""
+    return ", ".join(f"{v} AS v_{i}, {_json_type(v)} AS t_{i}" for i, v in enumerate(values, start=1))
+
+
+_DECODED_COLUMNS = ", ".join(
+    f"{decoded} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if (decoded := _decoded(f.kind, i))
+)
+
+
+# The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
+# line's number is seq minus its file's first seq, plus one. Right only when the reader rejected no
+# line; otherwise ingest re-reads through READ_LINES/NUMBER_LINES above. Numbering makes DuckDB
+# run the whole classification on one thread (half the speed on two cores), hence the unnumbered
+# SUSPECT_LINES below for the bad lines of files whose good lines stay loaded.
+SCAN_LINES = f"""
+SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
+"""
+NUMBERED_LINES = "SELECT source_file, line_number AS seq, line, read_error FROM _numbered"
+
+
+def _typed(kind: str, i: int) -> str:
+    """A valid line's value for llm_requests, from the decoded value (or, for lists, the JSON text)."""
+    if kind == "stars":
+        return f"d_{i}::TINYINT"
+    if kind == "string_list":
+        return f"coalesce(try_cast(v_{i} AS VARCHAR[]), [])"
+    return f"d_{i}"
+
+
+_TYPED_COLUMNS = ",\n        ".join(
+    f"CASE WHEN reason IS NULL THEN {_typed(f.kind, i)} END AS {f.name}"
+    for i, f in enumerate(FIELDS, start=1)
+    if f.name != "timestamp"
+)
+
+# A line's fields, parsed once: json_extract of every field from the line's text (try() makes bad
+# JSON a NULL, not an error)...
+_TEXT_FIELDS = f"""
+SELECT source_file, seq, line, read_error, v IS NOT NULL AS parsed,
+       {_field_columns([f"v[{i}]" for i in range(1, len(FIELDS) + 1)])}
+FROM (SELECT source_file, seq, line, read_error, try(json_extract(line, {[_path(f.name) for f in FIELDS]!r})) AS v
+      FROM ({{source}}))
+"""
+# ... or, for the fast pass, read_json's own parser with every field as a JSON column: the same
+# yyjson parse and the same JSON text per field as json_extract gives (a line it cannot parse, a
+# JSON array or scalar, becomes an all-NULL row, which the rules reject), in a third of the time
+# of splitting lines and parsing them again. It skips blank lines; ingest counts lines separately.
+_JSON_COLUMNS = "{" + ", ".join(f"'{f.name}': 'JSON'" for f in FIELDS) + "}"
+_JSON_FIELDS = f"""
+SELECT filename AS source_file, NULL::BIGINT AS seq, NULL::VARCHAR AS line, NULL::VARCHAR AS read_error,
+       true AS parsed, {_field_columns([f'"{f.name}"' for f in FIELDS])}
+FROM read_json($files, format = 'newline_delimited', columns = {_JSON_COLUMNS}, ignore_errors = true,
+               filename = true)
+"""
+
+
+def _classified(fields: str) -> str:
+    """Each line classified in one pass: the typed values of valid lines, the raw text of bad ones.
+    Nothing here is a window over whole rows: the two rules that need more than one line
+    (truncated last line, duplicate request_id) run after, on narrow columns."""
+    return f"""
+WITH fields AS ({fields}),
+decoded AS (SELECT *, {_DECODED_COLUMNS} FROM fields),
+timed AS (  -- the timestamp parsed once, for its rule and for the column
+    SELECT *, try_cast(d_{_index("timestamp")} AS TIMESTAMPTZ) AS ts FROM decoded
+),
+checked AS (
+    SELECT *, CASE
+            WHEN read_error IS NOT NULL THEN read_error
+            WHEN NOT parsed AND (line IS NULL OR trim(line) = '') THEN 'empty_line'  -- trim copies: bad lines only
+            WHEN NOT parsed THEN 'malformed_json'
+            -- a valid JSON array or scalar has none of the fields; only then is the line's type looked at
+            WHEN CASE WHEN v_{_index("request_id")} IS NULL AND v_{_index("timestamp")} IS NULL
+                      THEN json_type(line) <> 'OBJECT' ELSE false END THEN 'not_a_json_object'
+            {_reason_cases()}
+        END AS rule_broken
+    FROM timed
+),
+typed AS (
+    SELECT *, CASE WHEN rule_broken IS NULL THEN ts AT TIME ZONE 'UTC' END AS ts_utc
+    FROM checked
+),
+judged AS (
+    SELECT *, CASE
+            WHEN rule_broken IS NOT NULL THEN rule_broken
+            WHEN ts_utc < $hour OR ts_utc >= $hour + INTERVAL 1 HOUR THEN 'timestamp_outside_hour'
+        END AS reason
+    FROM typed
+)
+SELECT source_file, seq, reason, CASE WHEN reason IS NOT NULL THEN left(line, {RAW_LINE_CAP}) END AS line,
+       CASE WHEN reason IS NOT NULL THEN hash(line) END AS line_hash,
+       CASE WHEN reason IS NULL THEN ts_utc END AS "timestamp",
+        {_TYPED_COLUMNS}
+FROM judged
+"""
+
+
+CLASSIFIED = _classified(_TEXT_FIELDS)  # {source}: the lines, as SCAN_LINES and the like give them
+STAGE = "CREATE OR REPLACE TEMP TABLE _staged AS " + CLASSIFIED
+
+# A bad line that is its file's last is most likely cut off by a writer that had not finished.
+MARK_TRUNCATED = """
+UPDATE _staged SET reason = 'truncated_last_line'
+FROM (SELECT source_file, max(seq) AS last_seq FROM _staged GROUP BY source_file) f
+WHERE _staged.reason = 'malformed_json' AND _staged.source_file = f.source_file AND _staged.seq = f.last_seq
+"""
+
+# The first occurrence in file/line order is kept; later ones are quarantined (raw text added by
+# FILL_DUPLICATE_LINES, from the source, since _staged keeps text only for lines already bad).
+MARK_DUPLICATES = """
+UPDATE _staged SET reason = 'duplicate_request_id'
+FROM (SELECT source_file, seq FROM (
+          SELECT source_file, seq,
+                 row_number() OVER (PARTITION BY request_id ORDER BY source_file, seq) AS n
+          FROM _staged WHERE reason IS NULL)
+      WHERE n > 1) d
+WHERE _staged.source_file = d.source_file AND _staged.seq = d.seq
+"""
+FILL_DUPLICATE_LINES = f"""
+UPDATE _staged SET line = left(src.line, {RAW_LINE_CAP})
+FROM ({{source}}) src
+WHERE _staged.reason = 'duplicate_request_id' AND _staged.source_file = src.source_file AND _staged.seq = src.seq
+"""
+
+_REQUEST_COLUMNS = ", ".join(f.name for f in FIELDS if f.name not in ("request_id", "timestamp"))
+INSERT_REQUESTS = f"""
+INSERT INTO llm_requests
+SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+FROM _staged WHERE reason IS NULL
+"""
+
+# The fast pass: every valid line of every file straight into llm_requests, in parallel, with no
+# line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
+# settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
+# their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
+# request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
+INSERT_VALID_LINES = f"""
+INSERT INTO llm_requests
+SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+FROM ({_classified(_JSON_FIELDS)}) WHERE reason IS NULL
+"""
+COUNT_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT filename AS source_file, count(*) AS n FROM {_READ_CSV} GROUP BY ALL
+"""
+FILE_STATUS = """
+WITH lines AS (FROM _file_lines),
+loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL),
+rejected AS (SELECT s.file_path AS source_file FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)),
+duplicated AS (
+    SELECT source_file FROM llm_requests
+    WHERE hour = $hour AND request_id IN (
+        SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
+)
+SELECT source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
+       source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated) AS exact
+FROM (SELECT source_file FROM lines UNION SELECT source_file FROM loaded UNION SELECT * FROM rejected)
+     LEFT JOIN lines USING (source_file) LEFT JOIN loaded USING (source_file)
+ORDER BY 1
+"""
+
+# The bad lines of files whose valid rows stay as loaded, classified again in parallel. Only
+# suspects are parsed: lines whose request_id, as a regular expression finds it in the text, is
+# not among the rows loaded from these files (a fifth of the cost of parsing every line; a file
+# of bad lines only costs no lookup at all). A bad line the search misses (it shares an id with a
+# row of these files) leaves its file's bad lines short of the count, and the hour is then staged
+# exactly.
+SUSPECT_LINES = f"""
+SELECT filename AS source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
+WHERE coalesce(regexp_extract(line, '"request_id"\\s*:\\s*"([^"\\\\]*)"', 1), '') NOT IN (
+    SELECT request_id FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files)))
+"""
+BAD_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _bad_lines AS
+SELECT source_file, line_hash, reason, line FROM ({CLASSIFIED.format(source=SUSPECT_LINES)})
+WHERE reason IS NOT NULL
+"""
+# ... and numbered by a scan that only numbers and hashes lines (no parse): the k-th bad line
+# with a given hash is the k-th line of its file with that hash (identical lines share a reason).
+# A good line whose 64-bit hash equals a bad line's would take its number: ~1e-10 per hour of a
+# million lines. Valid only when the reader rejected no line (those files are staged exactly).
+LOCATE_BAD_LINES = f"""
+CREATE OR REPLACE TEMP TABLE _located AS
+WITH numbered AS (
+    SELECT filename AS source_file, row_number() OVER () AS seq, hash(line) AS line_hash FROM {_READ_CSV}
+), files AS (
+    SELECT source_file, min(seq) AS first_seq, max(seq) AS last_seq FROM numbered GROUP BY ALL
+), candidates AS (
+    SELECT source_file, seq - first_seq + 1 AS line_number, seq = last_seq AS is_last, line_hash,
+           row_number() OVER (PARTITION BY source_file, line_hash ORDER BY seq) AS k
+    FROM numbered JOIN files USING (source_file)
+    WHERE line_hash IN (SELECT line_hash FROM _bad_lines)
+), bad AS (
+    SELECT *, row_number() OVER (PARTITION BY source_file, line_hash ORDER BY reason, line) AS k FROM _bad_lines
+)
+SELECT source_file, line_number,
+       CASE WHEN reason = 'malformed_json' AND is_last THEN 'truncated_last_line' ELSE reason END AS reason, line
+FROM bad JOIN candidates USING (source_file, line_hash, k)
+"""
+INSERT_LOCATED = """
+INSERT INTO quarantine SELECT $hour, source_file, line_number, reason, line, now()::TIMESTAMP FROM _located
+"""
+
+# $numbered: seq already is the line number (the slow path); else seq counts across files.
+INSERT_QUARANTINE = """
+INSERT INTO quarantine
+SELECT $hour, s.source_file, CASE WHEN $numbered THEN seq ELSE seq - f.first_seq + 1 END, reason, line,
+       now()::TIMESTAMP
+FROM _staged s JOIN (SELECT source_file, min(seq) AS first_seq FROM _staged GROUP BY source_file) f
+     USING (source_file)
+WHERE reason IS NOT NULL
+"""

@@ -1,0 +1,166 @@
+"""The threshold checks on hourly metrics: one per threshold, judged for the hour and per model."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from monitoring_pipeline.config import MonitoringConfig
+from monitoring_pipeline.lib import markdown
+
+LATENCY_P99 = "latency_p99"
+LATENCY_AVG = "latency_avg"
+ERROR_RATE = "error_rate"
+TOKEN_BUDGET = "token_budget"
+FEEDBACK_SCORE = "feedback_score"
+SAFETY_VIOLATIONS = "safety_violations"
+
+
+@dataclass(frozen=True)
+class ThresholdCheck:
+    name: str
+    metric: str  # column of hourly_metrics / hourly_model_metrics
+    threshold_key: str  # key in config.thresholds (or hourly_token_budget)
+    fails_below: bool  # True: fails when value < threshold; False: when value > threshold
+    sample: str  # the column that counts the evidence
+    severity: dg.AssetCheckSeverity
+    description: str
+
+
+THRESHOLD_CHECKS = (
+    ThresholdCheck(
+        LATENCY_P99,
+        "latency_p99_ms",
+        "latency_p99_ms",
+        False,
+        "requests",
+        dg.AssetCheckSeverity.WARN,
+        "p99 latency above the threshold (default 5 s).",
+    ),
+    ThresholdCheck(
+        LATENCY_AVG,
+        "latency_avg_ms",
+        "latency_avg_ms",
+        False,
+        "requests",
+        dg.AssetCheckSeverity.WARN,
+        "Mean latency above the threshold (default 3 s).",
+    ),
+    ThresholdCheck(
+        ERROR_RATE,
+        "error_rate",
+        "error_rate",
+        False,
+        "requests",
+        dg.AssetCheckSeverity.WARN,
+        "Share of calls with status error above the threshold (default 1 %).",
+    ),
+    ThresholdCheck(
+        TOKEN_BUDGET,
+        "total_tokens",
+        "hourly_token_budget",
+        False,
+        "requests",
+        dg.AssetCheckSeverity.WARN,
+        "The hour's input + output tokens over the hourly budget.",
+    ),
+    ThresholdCheck(
+        FEEDBACK_SCORE,
+        "feedback_avg",
+        "feedback_avg_min",
+        True,
+        "feedback_count",
+        dg.AssetCheckSeverity.WARN,
+        "Mean user rating below the threshold (default 3 stars).",
+    ),
+    ThresholdCheck(
+        SAFETY_VIOLATIONS,
+        "safety_violations",
+        "safety_violations",
+        False,
+        "requests",
+        dg.AssetCheckSeverity.ERROR,
+        "Any request with a safety flag (critical).",
+    ),
+)
+
+
+def _breached(check: ThresholdCheck, value, threshold) -> bool:
+    if value is None:
+        return False
+    return value < threshold if check.fails_below else value > threshold
+
+
+def evaluate(
+    check: ThresholdCheck, overall: dict, per_model: list[dict], config: MonitoringConfig
+) -> dg.AssetCheckResult:
+    """Judge the hour against the global threshold and each model against its own (override or
+    global). Scopes with less evidence than min_sample pass: too little data to call."""
+    min_sample = config.min_sample.get(check.name, 1)
+    scopes = [(None, overall)] + [(row["model"], row) for row in per_model]
+    breaches, rows = [], []
+    for model, row in scopes:
+        if check.name == TOKEN_BUDGET and model is not None and not _own_budget(config, model):
+            continue  # a model is judged on tokens only when it has a budget of its own
+        threshold = config.threshold(check.threshold_key, model)
+        value, sample = row[check.metric], row[check.sample] or 0
+        enough = sample >= min_sample
+        judged = model is not None or not _overridden(config, check)
+        failed = judged and enough and _breached(check, value, threshold)
+        entry = {"scope": model or "all", "value": value, "threshold": threshold, "sample_size": sample}
+        status = "FAIL" if failed else "ok" if judged and enough else "too little data" if judged else "per model"
+        rows.append(entry | {"status": status})
+        if failed:
+            breaches.append(entry)
+    overall_threshold = config.threshold(check.threshold_key)
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        asset_key="hourly_metrics",
+        passed=not breaches,
+        severity=check.severity,
+        description=check.description,
+        metadata={
+            "value": overall[check.metric],
+            "threshold": overall_threshold,
+            "sample_size": overall[check.sample] or 0,
+            "min_sample": dg.MetadataValue.text(str(min_sample)),  # text: not worth a plot
+            "breaches": breaches,
+            "scopes": dg.MetadataValue.md(_table(rows)),
+        },
+    )
+
+
+def _overridden(config: MonitoringConfig, check: ThresholdCheck) -> bool:
+    """A model with its own threshold makes the mixed-traffic figure meaningless for this check
+    (a 30 s reasoning model would always push the hour's p99 over 5 s), so the hour is then judged
+    per model only. Budgets add up, so the hour's token budget always applies."""
+    if check.name == TOKEN_BUDGET:
+        return False
+    return any(getattr(o, check.threshold_key, None) is not None for o in config.models.values())
+
+
+def _own_budget(config: MonitoringConfig, model: str) -> bool:
+    override = config.models.get(model)
+    return override is not None and override.hourly_token_budget is not None
+
+
+def _table(rows: list[dict]) -> str:
+    return markdown.table(
+        ["scope", "value", "threshold", "sample", "status"],
+        [
+            (
+                r["scope"],
+                "n/a" if r["value"] is None else f"{r['value']:.4g}",
+                f"{r['threshold']:.4g}",
+                r["sample_size"],
+                r["status"],
+            )
+            for r in rows
+        ],
+    )
+
+
+def check_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(c.name, asset="hourly_metrics", description=c.description, partitions_def=partitions_def)
+        for c in THRESHOLD_CHECKS
+    ]

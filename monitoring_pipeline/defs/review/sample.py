@@ -1,0 +1,92 @@
+"""llm_requests -> review_sample: what humans read to catch quality drift the metrics miss.
+
+Stratified and capped (monitoring_pipeline.defs.review.sampling), redacted before it is stored
+(monitoring_pipeline.defs.review.redaction), and exported per hour as CSV and JSONL for reviewers.
+"""
+
+import os
+
+import dagster as dg
+
+from monitoring_pipeline.defs.review import redaction
+from monitoring_pipeline.defs.review.export import export_hour, hour_dir
+from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
+from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib.db import one, transaction
+from monitoring_pipeline.lib.partitions import hourly_partitions
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+
+SALT_ENV = "MONITORING_REVIEW_SALT"
+
+
+@dg.asset(
+    partitions_def=hourly_partitions,
+    deps=["llm_requests"],
+    pool="duckdb",
+    group_name="review",
+    kinds={"duckdb"},
+)
+def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
+    """The hour's review sample: ~1 % at random plus capped strata (safety, errors, low ratings, slow,
+    every model), redacted, with why each row was picked; exported as CSV and JSONL."""
+    review = settings.load().review
+    hour = context.partition_time_window.start.replace(tzinfo=None)
+    salt = os.environ.get(SALT_ENV) or review.user_id_salt
+    if not salt:
+        context.log.warning(
+            f"No salt for user ids: set {SALT_ENV} or review.user_id_salt, "
+            "or user_hash can be reversed by hashing guessed ids."
+        )
+    with warehouse.get_connection() as conn:
+        _drop_unredacted_table(conn, context)
+        conn.execute(REVIEW_SAMPLE_DDL)
+        redaction.install(conn)
+        with transaction(conn):
+            conn.execute("DELETE FROM review_sample WHERE hour = $hour", {"hour": hour})
+            conn.execute(SELECT_SAMPLE, sample_params(hour, review) | {"salt": salt})
+        paths = export_hour(conn, hour, hour_dir(review.output_dir, context.partition_key))
+        requests, rows = one(
+            conn,
+            "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour), "
+            "(SELECT count(*) FROM review_sample WHERE hour = $hour)",
+            {"hour": hour},
+        )
+        counts = dict(
+            conn.execute(
+                "SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM review_sample WHERE hour = $hour) "
+                "GROUP BY reason",
+                {"hour": hour},
+            ).fetchall()
+        )
+        preview = conn.execute(
+            "SELECT request_id, array_to_string(reasons, ', '), model, prompt, response FROM review_sample "
+            "WHERE hour = $hour ORDER BY priority, request_id LIMIT $n",
+            {"hour": hour, "n": review.preview_rows},
+        ).fetchall()
+
+    by_stratum = {s: counts.get(s, 0) for s in STRATA}
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rows,
+            "requests": requests,
+            "sampled_share": rows / requests if requests else 0.0,
+            "max_per_hour": dg.MetadataValue.text(str(review.max_per_hour)),
+            "by_stratum": dg.MetadataValue.md(markdown.table(["stratum", "rows"], list(by_stratum.items()))),
+            **{f"stratum/{s}": n for s, n in by_stratum.items()},
+            "preview": dg.MetadataValue.md(
+                markdown.table(["request_id", "reasons", "model", "prompt", "response"], preview, limit=120)
+            ),
+            "csv": dg.MetadataValue.path(str(paths["csv"])),
+            "jsonl": dg.MetadataValue.path(str(paths["json"])),
+        }
+    )
+
+
+def _drop_unredacted_table(conn, context) -> None:
+    """Samples drawn before redaction existed kept raw user ids and texts: drop them, not migrate."""
+    legacy = one(
+        conn, "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'review_sample' AND column_name = 'user_id'"
+    )[0]
+    if legacy:
+        context.log.warning("Dropping the old, unredacted review_sample table; re-run past hours to redraw them.")
+        conn.execute("DROP TABLE review_sample")

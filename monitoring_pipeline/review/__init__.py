@@ -1,1 +1,0 @@
-"""The human review loop: stratified sampling, redaction, reviewer files, verdict ingestion."""

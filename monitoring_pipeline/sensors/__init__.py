@@ -1,1 +1,0 @@
-"""Sensors that request runs of the pipeline (the alert sensor lives in alerts/)."""

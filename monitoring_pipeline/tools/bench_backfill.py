@@ -1,0 +1,221 @@
+"""A real backfill, the way a user launches one: the repo's dagster.yaml, `dagster-daemon run`,
+and `dagster job backfill`, over days of demo logs. Reports wall time, failed runs, lock errors.
+
+    monitoring-pipeline bench-backfill --days 7 --volume 100
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from monitoring_pipeline.lib.db import one
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+MODULE = "monitoring_pipeline.definitions"
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
+    """A DAGSTER_HOME holding a copy of the repo's dagster.yaml, demo logs for `days` days, and the
+    environment that points the pipeline at them."""
+    from monitoring_pipeline.tools.demo import write_sample_logs
+
+    home = workdir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
+    lines = 0
+    for d in range(days):
+        lines += write_sample_logs(workdir / "logs", first_day + timedelta(days=d), volume)["valid_lines"]
+    (workdir / "config.yaml").write_text(
+        f"review: {{output_dir: {workdir / 'review'}}}\nalerts: {{dry_run_file: {workdir / 'alerts.jsonl'}}}\n"
+    )
+    # The daemon's run workers import the code afresh for every run: give them a frozen copy, so
+    # editing the working tree while a long backfill runs cannot change what it measures.
+    code = workdir / "code"
+    shutil.copytree(
+        Path(__file__).resolve().parent, code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DAGSTER_HOME": str(home),
+        "MONITORING_DUCKDB_PATH": str(workdir / "monitoring.duckdb"),
+        "MONITORING_ALERTS_DB": str(workdir / "alerts.duckdb"),
+        "MONITORING_LOG_DIR": str(workdir / "logs"),
+        "MONITORING_CONFIG": str(workdir / "config.yaml"),
+        "MONITORING_PARTITIONS_START": f"{first_day:%Y-%m-%d}",
+    }
+    return {"env": env, "home": home, "lines": lines}
+
+
+def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, timeout_s: float = 3600) -> dict:
+    """Start the daemon, launch the backfill with the CLI, wait until every run has finished."""
+    import dagster as dg
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES  # the statuses a run ends in
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    home = Path(env["DAGSTER_HOME"])  # relative paths in dagster.yaml resolve against the cwd
+    # Create the instance's storage once, before two processes race to migrate it.
+    subprocess.run([_bin("dagster"), "instance", "info"], cwd=home, env=env, capture_output=True, check=True)
+    with open(workdir / "daemon.log", "w") as daemon_log:  # the child keeps its own descriptor
+        daemon = subprocess.Popen(
+            [_bin("dagster-daemon"), "run", "-m", MODULE],
+            cwd=home,
+            env=env,
+            stdout=daemon_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        first, last = first_day, first_day + timedelta(hours=hours - 1)
+        started = time.monotonic()
+        launch = subprocess.run(
+            [
+                _bin("dagster"),
+                "job",
+                "backfill",
+                "-m",
+                MODULE,
+                "-j",
+                "hourly_monitoring",
+                "--noprompt",
+                "--from",
+                f"{first:%Y-%m-%d-%H:00}",
+                "--to",
+                f"{last:%Y-%m-%d-%H:00}",
+            ],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if launch.returncode:
+            raise RuntimeError(f"dagster job backfill failed:\n{launch.stderr[-3000:]}")
+        launched_s = time.monotonic() - started
+        # Open the same instance as the daemon (its dagster.yaml has paths relative to the cwd),
+        # and put the caller's DAGSTER_HOME and cwd back afterwards.
+        prev, prev_home = os.getcwd(), os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        os.chdir(home)
+        try:
+            with dg.DagsterInstance.get() as instance:
+                (backfill,) = instance.get_backfills(limit=1)
+                runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
+                while True:
+                    runs = instance.get_runs(filters=runs_filter)
+                    if len(runs) >= hours and all(r.status in FINISHED_STATUSES for r in runs):
+                        break
+                    if daemon.poll() is not None:
+                        raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
+                    if time.monotonic() - started > timeout_s:
+                        raise TimeoutError(f"backfill not done after {timeout_s:.0f} s")
+                    time.sleep(2)
+                wall_s = time.monotonic() - started
+                failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+                lock_errors = sum(
+                    1
+                    for r in runs
+                    for e in instance.all_logs(r.run_id)
+                    if "could not set lock" in (e.message or "").lower()
+                    or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
+                )
+                materialized = instance.get_materialized_partitions(dg.AssetKey("llm_requests"))
+                durations = sorted(
+                    r.end_time - r.start_time
+                    for r in instance.get_run_records(filters=runs_filter)
+                    if r.end_time and r.start_time
+                )
+        finally:
+            os.chdir(prev)
+            if prev_home is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = prev_home
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+    return {
+        "runs": len(runs),
+        "failed_runs": failed,
+        "lock_errors": lock_errors,
+        "partitions_materialized": len(materialized),
+        "wall_s": wall_s,
+        "launch_s": launched_s,
+        "run_median_s": durations[len(durations) // 2] if durations else None,
+        "cli_output": launch.stdout.strip().splitlines()[-1:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="monitoring-pipeline bench-backfill",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=7, help="days to backfill (default 7: 168 hourly runs)")
+    parser.add_argument("--hours", type=int, help="hours to backfill instead of whole days")
+    parser.add_argument("--volume", type=int, default=100, help="mean requests per hour (default 100)")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    import duckdb
+
+    hours = args.hours or args.days * 24
+    days = -(-hours // 24)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = today - timedelta(days=days + 1)  # closed days, clear of the schedule's next tick
+    workdir = Path(tempfile.mkdtemp(prefix="monitoring-backfill-"))
+    try:
+        setup = prepare(workdir, first_day, days, args.volume)
+        print(
+            f"{setup['lines']:,} log lines for {days} day(s) from {first_day:%Y-%m-%d} in {workdir}; "
+            f"backfilling {hours} hourly partitions through dagster-daemon ...",
+            flush=True,
+        )
+        result = run_backfill(workdir, first_day, hours, setup["env"])
+        with duckdb.connect(str(workdir / "monitoring.duckdb"), read_only=True) as conn:
+            hours_in_db = one(conn, "SELECT count(DISTINCT hour) FROM hourly_metrics")[0]
+        print(
+            f"runs: {result['runs']}, failed: {len(result['failed_runs'])}, lock errors in event logs: "
+            f"{result['lock_errors']}, partitions materialized: {result['partitions_materialized']}, "
+            f"hours in hourly_metrics: {hours_in_db}"
+        )
+        print(
+            f"wall time: {result['wall_s']:.0f} s ({result['wall_s'] / hours:.1f} s per partition; "
+            f"CLI launch {result['launch_s']:.0f} s; median run {result['run_median_s'] or 0:.1f} s)"
+        )
+        ok = (
+            not result["failed_runs"]
+            and result["lock_errors"] == 0
+            and result["partitions_materialized"] == hours == hours_in_db
+        )
+        print("OK" if ok else "NOT OK")
+        return 0 if ok else 1
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
