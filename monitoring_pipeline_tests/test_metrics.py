@@ -170,3 +170,20 @@ def test_token_budget_per_model(logs, run_hour, config_file):
     assert budget.metadata["breaches"].value == [
         {"scope": "chat-large", "value": 1100, "threshold": 1000, "sample_size": 10}
     ]
+
+
+def test_check_result_explains_a_model_breach_the_hour_hides(logs, run_hour):
+    """latency_avg fails on one model while the hour's mean passes: the result says which model,
+    shows its figure as the value, and keeps the scopes table."""
+    recs = [record(i, model="chat-large", latency_ms=3_200.0) for i in range(40)]
+    recs += [record(i, model="code-small", latency_ms=1_000.0) for i in range(40, 200)]
+    logs.records(recs)
+    avg = checks(run_hour(assets=METRICS))["latency_avg"]
+    assert not avg.passed
+    assert (
+        avg.description == "model chat-large: mean latency 3,200 ms > 3,000 ms (n=40); all traffic 1,440 ms ok (n=200)"
+    )
+    md = {k: v.value for k, v in avg.metadata.items()}
+    assert (md["scope"], md["value"], md["threshold"], md["sample_size"]) == ("chat-large", 3200, 3000, 40)
+    assert "| code-small | 1000 | 3000 | 160 | ok |" in md["scopes"]
+    assert md["breaches"] == [{"scope": "chat-large", "value": 3200, "threshold": 3000, "sample_size": 40}]

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.defs.ingest import sql
+from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
@@ -194,7 +195,10 @@ def llm_requests(
     config = settings.load()
     threshold = config.thresholds.quarantine_rate
     rate = quarantined / lines_read if lines_read else 0.0
-    breached = (lines_read >= config.min_sample.get(QUARANTINE_RATE, 1) and rate > threshold) or bool(unreadable)
+    min_sample = config.min_sample.get(QUARANTINE_RATE, 1)
+    overall = judge("all", rate, threshold, lines_read, min_sample=min_sample)
+    if unreadable:  # fails whatever the rate or the sample: a whole file of the hour is missing
+        overall = Scope("all", rate, threshold, lines_read, FAIL)
     return dg.MaterializeResult(
         metadata={
             "files": len(files),
@@ -205,17 +209,16 @@ def llm_requests(
             "quarantine_reasons": reasons,
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name=QUARANTINE_RATE,
-                passed=not breached,
+            check_result(
+                QUARANTINE_RATE,
+                "llm_requests",
+                [overall],
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "value": rate,
-                    "threshold": threshold,
-                    "sample_size": lines_read,
-                    "unreadable_files": len(unreadable),
-                    "quarantine_reasons": reasons,
-                },
+                what="quarantined share of lines",
+                unit="%",
+                min_sample=min_sample,
+                note=f"{len(unreadable)} unreadable file(s)." if unreadable else "",
+                metadata={"unreadable_files": len(unreadable), "quarantine_reasons": reasons},
             )
         ],
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from monitoring_pipeline.config import MonitoringConfig
-from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib.checks import check_result, judge
 
 LATENCY_P99 = "latency_p99"
 LATENCY_AVG = "latency_avg"
@@ -24,6 +24,8 @@ class ThresholdCheck:
     sample: str  # the column that counts the evidence
     severity: dg.AssetCheckSeverity
     description: str
+    what: str  # the figure, as a description names it
+    unit: str  # ms | % | tokens | stars | requests
 
 
 THRESHOLD_CHECKS = (
@@ -35,6 +37,8 @@ THRESHOLD_CHECKS = (
         "requests",
         dg.AssetCheckSeverity.WARN,
         "p99 latency above the threshold (default 5 s).",
+        "p99 latency",
+        "ms",
     ),
     ThresholdCheck(
         LATENCY_AVG,
@@ -44,6 +48,8 @@ THRESHOLD_CHECKS = (
         "requests",
         dg.AssetCheckSeverity.WARN,
         "Mean latency above the threshold (default 3 s).",
+        "mean latency",
+        "ms",
     ),
     ThresholdCheck(
         ERROR_RATE,
@@ -53,6 +59,8 @@ THRESHOLD_CHECKS = (
         "requests",
         dg.AssetCheckSeverity.WARN,
         "Share of calls with status error above the threshold (default 1 %).",
+        "error rate",
+        "%",
     ),
     ThresholdCheck(
         TOKEN_BUDGET,
@@ -62,6 +70,8 @@ THRESHOLD_CHECKS = (
         "requests",
         dg.AssetCheckSeverity.WARN,
         "The hour's input + output tokens over the hourly budget.",
+        "tokens",
+        "tokens",
     ),
     ThresholdCheck(
         FEEDBACK_SCORE,
@@ -71,6 +81,8 @@ THRESHOLD_CHECKS = (
         "feedback_count",
         dg.AssetCheckSeverity.WARN,
         "Mean user rating below the threshold (default 3 stars).",
+        "mean rating",
+        "stars",
     ),
     ThresholdCheck(
         SAFETY_VIOLATIONS,
@@ -80,14 +92,10 @@ THRESHOLD_CHECKS = (
         "requests",
         dg.AssetCheckSeverity.ERROR,
         "Any request with a safety flag (critical).",
+        "flagged requests",
+        "requests",
     ),
 )
-
-
-def _breached(check: ThresholdCheck, value, threshold) -> bool:
-    if value is None:
-        return False
-    return value < threshold if check.fails_below else value > threshold
 
 
 def evaluate(
@@ -96,36 +104,30 @@ def evaluate(
     """Judge the hour against the global threshold and each model against its own (override or
     global). Scopes with less evidence than min_sample pass: too little data to call."""
     min_sample = config.min_sample.get(check.name, 1)
-    scopes = [(None, overall)] + [(row["model"], row) for row in per_model]
-    breaches, rows = [], []
-    for model, row in scopes:
-        if check.name == TOKEN_BUDGET and model is not None and not _own_budget(config, model):
-            continue  # a model is judged on tokens only when it has a budget of its own
-        threshold = config.threshold(check.threshold_key, model)
-        value, sample = row[check.metric], row[check.sample] or 0
-        enough = sample >= min_sample
-        judged = model is not None or not _overridden(config, check)
-        failed = judged and enough and _breached(check, value, threshold)
-        entry = {"scope": model or "all", "value": value, "threshold": threshold, "sample_size": sample}
-        status = "FAIL" if failed else "ok" if judged and enough else "too little data" if judged else "per model"
-        rows.append(entry | {"status": status})
-        if failed:
-            breaches.append(entry)
-    overall_threshold = config.threshold(check.threshold_key)
-    return dg.AssetCheckResult(
-        check_name=check.name,
-        asset_key="hourly_metrics",
-        passed=not breaches,
+    rows = [(None, overall)] + [(row["model"], row) for row in per_model]
+    scopes = [
+        judge(
+            model or "all",
+            row[check.metric],
+            config.threshold(check.threshold_key, model),
+            row[check.sample],
+            min_sample=min_sample,
+            fails_below=check.fails_below,
+            judged=model is not None or not _overridden(config, check),
+        )
+        for model, row in rows
+        # a model is judged on tokens only when it has a budget of its own
+        if not (check.name == TOKEN_BUDGET and model is not None and not _own_budget(config, model))
+    ]
+    return check_result(
+        check.name,
+        "hourly_metrics",
+        scopes,
         severity=check.severity,
-        description=check.description,
-        metadata={
-            "value": overall[check.metric],
-            "threshold": overall_threshold,
-            "sample_size": overall[check.sample] or 0,
-            "min_sample": dg.MetadataValue.text(str(min_sample)),  # text: not worth a plot
-            "breaches": breaches,
-            "scopes": dg.MetadataValue.md(_table(rows)),
-        },
+        what=check.what,
+        unit=check.unit,
+        fails_below=check.fails_below,
+        min_sample=min_sample,
     )
 
 
@@ -141,22 +143,6 @@ def _overridden(config: MonitoringConfig, check: ThresholdCheck) -> bool:
 def _own_budget(config: MonitoringConfig, model: str) -> bool:
     override = config.models.get(model)
     return override is not None and override.hourly_token_budget is not None
-
-
-def _table(rows: list[dict]) -> str:
-    return markdown.table(
-        ["scope", "value", "threshold", "sample", "status"],
-        [
-            (
-                r["scope"],
-                "n/a" if r["value"] is None else f"{r['value']:.4g}",
-                f"{r['threshold']:.4g}",
-                r["sample_size"],
-                r["status"],
-            )
-            for r in rows
-        ],
-    )
 
 
 def check_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:

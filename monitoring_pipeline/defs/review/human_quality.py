@@ -8,6 +8,7 @@ Verdicts arrive hours or days after their hour, for any hour, so the table is re
 import dagster as dg
 
 from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib.checks import check_result, judge
 from monitoring_pipeline.lib.db import one, table_exists, transaction
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
 
@@ -119,31 +120,23 @@ def _check(window: list[tuple], ci: tuple, rule) -> dg.AssetCheckResult:
     overall = window[0] if window else ("all", 0, 0, None, None)
     _, reviewed, bad, first_hour, last_hour = overall
     rate = bad / reviewed if reviewed else None
-    failed = reviewed >= rule.min_reviews and rate is not None and rate > rule.threshold
+    everyone = judge("all", rate, rule.threshold, reviewed, min_sample=rule.min_reviews)
     # The reviewed traffic as a whole fails the check; the models over the threshold explain it.
-    breaches = [{"scope": "all", "value": rate, "threshold": rule.threshold, "sample_size": reviewed}] + [
-        {"scope": model, "value": b / n, "threshold": rule.threshold, "sample_size": n}
+    models = [
+        judge(model, b / n, rule.threshold, n, min_sample=rule.min_reviews, judged=everyone.failed)
         for model, n, b, *_ in window[1:]
-        if n >= rule.min_reviews and b / n > rule.threshold
     ]
-    return dg.AssetCheckResult(
-        check_name=HUMAN_BAD_RATE,
-        asset_key="human_quality",
-        passed=not failed,
+    span = f"{first_hour:%Y-%m-%d %H:00} .. {last_hour:%Y-%m-%d %H:00} UTC" if last_hour else "no verdicts"
+    return check_result(
+        HUMAN_BAD_RATE,
+        "human_quality",
+        [everyone, *models],
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"Share of reviewed requests judged bad over the last {rule.window_hours} reviewed hour(s).",
-        metadata={
-            "value": rate,
-            "threshold": rule.threshold,
-            "sample_size": reviewed,
-            "min_sample": dg.MetadataValue.text(str(rule.min_reviews)),
-            "ci_low": ci[0],
-            "ci_high": ci[1],
-            "window": dg.MetadataValue.text(
-                f"{first_hour:%Y-%m-%d %H:00} .. {last_hour:%Y-%m-%d %H:00} UTC" if last_hour else "no verdicts"
-            ),
-            "breaches": breaches if failed else [],
-        },
+        what="reviewers' bad rate",
+        unit="%",
+        min_sample=rule.min_reviews,
+        note=f"Window: {span} ({rule.window_hours} reviewed hours).",
+        metadata={"ci_low": ci[0], "ci_high": ci[1], "window": dg.MetadataValue.text(span)},
     )
 
 
