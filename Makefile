@@ -16,12 +16,14 @@ demo: $(BIN)/.installed
 	$(BIN)/monitoring-pipeline demo
 
 # Everything CI runs: lint, then every test (the daemon, the webserver and the benchmark included).
+# Two workers: the tests are independent (each has its own temp folder, DuckDB file, Dagster
+# instance and ports), and most of a test's time is Dagster's per-run work, on one core.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # Under a minute: no daemon, no webserver, no benchmark, no parallel processes.
 test-fast: $(BIN)/.installed
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check monitoring_pipeline monitoring_pipeline_tests
