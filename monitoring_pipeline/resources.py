@@ -43,7 +43,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if self.memory_limit and not MEMORY.fullmatch(self.memory_limit):
             raise ValueError(f"memory_limit {self.memory_limit!r}: expected a size such as '1GB'")
-        settings = {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        settings: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        )
         deadline = time.monotonic() + self.connect_timeout_s
         delay = 0.05
         while True:

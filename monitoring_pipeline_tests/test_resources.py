@@ -44,9 +44,9 @@ def test_warehouse_connection_is_utc_with_the_memory_limit(tmp_path):
 
 def test_warehouse_memory_limit_is_checked_before_connecting(tmp_path):
     path = tmp_path / "w.duckdb"
-    with pytest.raises(ValueError, match="memory_limit '1GB; DROP TABLE x'"):
-        with DuckDBWarehouse(database=str(path), memory_limit="1GB; DROP TABLE x").get_connection():
-            pass
+    bad = DuckDBWarehouse(database=str(path), memory_limit="1GB; DROP TABLE x")
+    with pytest.raises(ValueError, match="memory_limit '1GB; DROP TABLE x'"), bad.get_connection():
+        pass
     assert not path.exists()
 
 
@@ -56,9 +56,9 @@ def test_warehouse_waits_out_another_process_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, path, "2"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        with pytest.raises(duckdb.IOException, match="Conflicting lock"):  # no patience: the lock error
-            with DuckDBWarehouse(database=path, connect_timeout_s=0).get_connection():
-                pass
+        impatient = DuckDBWarehouse(database=path, connect_timeout_s=0)
+        with pytest.raises(duckdb.IOException, match="Conflicting lock"), impatient.get_connection():
+            pass  # no patience: DuckDB's lock error
         started = time.monotonic()
         with DuckDBWarehouse(database=path, connect_timeout_s=60).get_connection() as conn:
             waited = time.monotonic() - started
