@@ -1,30 +1,58 @@
 """The YAML configuration: thresholds, prices, budgets, alert channel, review sample rate.
 
-Loaded from MONITORING_CONFIG (or the shipped default_config.yaml), merged over the
-defaults, and validated once. Nothing here reads the environment at import time.
+Defaults live here, in the models, and nowhere else; `default_config.yaml` documents them (a test
+holds it equal to them). A user's file (MONITORING_CONFIG) holds only the keys it changes: it is
+merged over the defaults, then validated strictly, once: unknown keys, a bool or a string where a
+number belongs, infinities and YAML aliases are refused with the key's path. Nothing here reads
+the environment at import time.
 """
 
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+MAX_CONFIG_BYTES = 1_000_000  # a configuration is a few KB; anything near this is not one
+
+
+class ConfigError(ValueError):
+    """The configuration file is not valid; the message names each bad key by its path."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no bool or "5000" where a number belongs (an int is still a valid float);
+    # allow_inf_nan: a threshold of .inf would never fire.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Thresholds(_Strict):
-    latency_p99_ms: float = Field(gt=0)
-    latency_avg_ms: float = Field(gt=0)
-    error_rate: float = Field(ge=0, le=1)
-    feedback_avg_min: float = Field(ge=1, le=5)
-    quarantine_rate: float = Field(ge=0, le=1)
-    safety_violations: int = Field(ge=0)
+    latency_p99_ms: float = Field(default=5000, gt=0)
+    latency_avg_ms: float = Field(default=3000, gt=0)
+    error_rate: float = Field(default=0.01, ge=0, le=1)
+    feedback_avg_min: float = Field(default=3.0, ge=1, le=5)
+    quarantine_rate: float = Field(default=0.01, ge=0, le=1)
+    safety_violations: int = Field(default=0, ge=0)
+
+
+class MinSample(_Strict):
+    """Fewer requests than this in a scope and the check passes ("not enough data"), by check name.
+    A new check gets its minimum with one line here (`<check name>: int = Field(default=1, ge=0)`)
+    and one in default_config.yaml; a check without a line uses 1."""
+
+    latency_p99: int = Field(default=20, ge=0)
+    latency_avg: int = Field(default=1, ge=0)
+    error_rate: int = Field(default=1, ge=0)
+    feedback_score: int = Field(default=1, ge=0)
+    token_budget: int = Field(default=1, ge=0)
+    safety_violations: int = Field(default=1, ge=0)
+    quarantine_rate: int = Field(default=1, ge=0)
+
+    def get(self, check: str, default: int = 1) -> int:
+        return getattr(self, check, default)
 
 
 class ModelOverride(_Strict):
@@ -57,8 +85,8 @@ class HumanBadRate(_Strict):
 
 
 class ReviewConfig(_Strict):
-    sample_rate: float = Field(ge=0, le=1)
-    output_dir: str
+    sample_rate: float = Field(default=0.01, ge=0, le=1)
+    output_dir: str = "data/review"
     strata: ReviewStrata = ReviewStrata()
     min_per_model: int = Field(default=5, ge=0)
     max_per_hour: int = Field(default=500, ge=0)
@@ -73,8 +101,19 @@ class Silence(_Strict):
 
     check: str | None = None
     model: str | None = None
-    until: datetime
+    until: datetime = Field(strict=False)  # YAML gives a datetime, or a string when quoted
     reason: str = ""
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _moment(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):  # until: 2026-12-01
+            return datetime.combine(value, time(), timezone.utc)
+        if not isinstance(value, str):  # lax datetime would read a number as Unix seconds
+            raise ValueError("expected an ISO 8601 time such as '2026-12-01T00:00:00Z'")
+        return value
 
     def matches(self, check: str, scope: str, now: datetime) -> bool:
         """`now` is naive UTC, like every timestamp in the notification log."""
@@ -86,15 +125,15 @@ class Silence(_Strict):
 
 
 class AlertsConfig(_Strict):
-    channel: str
-    critical_channel: str
-    dry_run_file: str
-    dagster_url: str
-    repeat_interval_hours: float = Field(gt=0)
-    retry_after_cap_s: float = Field(gt=0)
-    loud_after_failed_ticks: int = Field(ge=1)
-    missing_logs_after_minutes: int = Field(ge=0)
-    missing_logs_lookback_hours: int = Field(ge=1)
+    channel: str = "#llm-alerts"
+    critical_channel: str = "#llm-alerts-critical"
+    dry_run_file: str = "data/alerts/dry_run.jsonl"
+    dagster_url: str = "http://127.0.0.1:3000"
+    repeat_interval_hours: float = Field(default=4, gt=0)
+    retry_after_cap_s: float = Field(default=300, gt=0)
+    loud_after_failed_ticks: int = Field(default=3, ge=1)
+    missing_logs_after_minutes: int = Field(default=30, ge=0)
+    missing_logs_lookback_hours: int = Field(default=24, ge=1)
     silences: list[Silence] = []
 
 
@@ -104,15 +143,30 @@ class RetentionConfig(_Strict):
     compact: bool = True
 
 
+def _default_prices() -> dict[str, Price]:
+    return {
+        "default": Price(input_per_mtok=1.00, output_per_mtok=4.00),
+        "chat-large": Price(input_per_mtok=2.50, output_per_mtok=10.00),
+        "code-small": Price(input_per_mtok=0.15, output_per_mtok=0.60),
+    }
+
+
 class MonitoringConfig(_Strict):
-    thresholds: Thresholds
-    min_sample: dict[str, int]
-    hourly_token_budget: int = Field(gt=0)
-    prices: dict[str, Price]
+    thresholds: Thresholds = Thresholds()
+    min_sample: MinSample = MinSample()
+    hourly_token_budget: int = Field(default=5_000_000, gt=0)
+    prices: dict[str, Price] = Field(default_factory=_default_prices)
     models: dict[str, ModelOverride] = {}
-    review: ReviewConfig
-    alerts: AlertsConfig
+    review: ReviewConfig = ReviewConfig()
+    alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
+
+    @field_validator("prices")
+    @classmethod
+    def _has_default(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        if "default" not in prices:
+            raise ValueError("a 'default' entry is required (the price of models not listed)")
+        return prices
 
     def price(self, model: str) -> Price:
         return self.prices.get(model, self.prices["default"])
@@ -141,19 +195,82 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader without anchors and aliases: nested aliases (a "billion laughs" file of 600 bytes)
+    expand to billions of nodes, and the configuration is read on every sensor tick."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ConfigError(
+                f"line {event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) are not "
+                "supported in the configuration; write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """The mapping in a configuration file, refusing what is not one (or is too big to be one)."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {len(data):,} bytes; a configuration file is at most {MAX_CONFIG_BYTES:,}")
+    try:
+        raw = yaml.load(data, Loader=_NoAliasLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    return raw
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the mapping at `loc` may hold, found by walking the models."""
+    model: Any = MonitoringConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        annotation = field.annotation if field else None
+        if getattr(annotation, "__origin__", None) in (dict, list):  # prices.<model>, silences.<index>
+            if not parts:
+                return []
+            parts.pop(0)
+            annotation = annotation.__args__[-1]  # type: ignore[union-attr]
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc)
+        if e["type"] == "extra_forbidden":
+            known = _known_keys(loc[:-1])
+            lines.append(f"  {where}: unknown key" + (f" (known: {', '.join(known)})" if known else ""))
+        else:
+            lines.append(f"  {where}: {e['msg']} (got {type(e['input']).__name__})")
+    return "\n".join(lines)
+
+
 def load_config(path: str | os.PathLike | None = None) -> MonitoringConfig:
-    """Read the defaults, merge the user's file over them, validate. Raises with the bad key on error."""
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    if path:
-        user = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(user, dict):
-            raise ValueError(f"{path}: expected a YAML mapping at the top level")
-        raw = _merge(raw, user)
-    if "default" not in raw.get("prices", {}):
-        raise ValueError("prices: a 'default' entry is required")
-    return MonitoringConfig.model_validate(raw)
+    """The defaults with the user's file merged over them, validated. Raises ConfigError naming
+    each bad key by its path."""
+    if not path:
+        return MonitoringConfig()
+    raw = _merge(MonitoringConfig().model_dump(), read_yaml(path))
+    try:
+        return MonitoringConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, str(path))) from None
 
 
 def get_config(path: str | None = None) -> MonitoringConfig:
-    """The configuration named by `path`, else MONITORING_CONFIG, else the shipped default."""
+    """The configuration named by `path`, else MONITORING_CONFIG, else the defaults."""
     return load_config(path or os.environ.get("MONITORING_CONFIG") or None)

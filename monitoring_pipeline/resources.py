@@ -15,6 +15,9 @@ from monitoring_pipeline.config import MonitoringConfig, get_config, naive_utc
 
 LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")
 MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+# DuckDB's answer when another process holds the file (the only error worth waiting out):
+#   IO Error: Could not set lock on file "<path>": Conflicting lock is held in <program> (PID n)
+LOCK_CONFLICT = re.compile(r'IO Error: Could not set lock on file ".*": Conflicting lock is held', re.S)
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
@@ -38,23 +41,27 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.memory_limit and not MEMORY.fullmatch(self.memory_limit):
+            raise ValueError(f"memory_limit {self.memory_limit!r}: expected a size such as '1GB'")
+        settings: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        )
         deadline = time.monotonic() + self.connect_timeout_s
         delay = 0.05
         while True:
             try:
-                conn = duckdb.connect(self.path)
+                conn = duckdb.connect(self.path, config=settings)
                 break
             except duckdb.IOException as err:
-                if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                # Only another process's lock is waited out; a bad file, a folder or a full disk fail now.
+                if not LOCK_CONFLICT.match(str(err)) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         try:
-            conn.execute("SET TimeZone = 'UTC'")  # timestamps are stored and compared in UTC
-            if self.memory_limit:
-                if not MEMORY.fullmatch(self.memory_limit):
-                    raise ValueError(f"memory_limit {self.memory_limit!r}: expected a size such as '1GB'")
-                conn.execute(f"SET memory_limit = '{self.memory_limit}'")  # SET takes no parameters
+            # Timestamps are stored and compared in UTC. Not a connect() setting: DuckDB refuses
+            # TimeZone there ("the icu extension needs to be loaded", duckdb/duckdb#11404, still so in 2.0).
+            conn.execute("SET TimeZone = 'UTC'")
             yield conn
         finally:
             conn.close()

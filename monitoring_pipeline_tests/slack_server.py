@@ -7,6 +7,7 @@ Behaviours for chat.postMessage, consumed one per post (then "ok" forever):
                             worst case of a reset: Slack got it, the client cannot know)
   ("hang", seconds)         post the message, then answer nothing for that long (a timeout)
   ("error", "channel_not_found")  200 {"ok": false, "error": ...}; not posted
+  ("raw", code, body)       that HTTP status with a text/html body (a proxy's error page); not posted
 conversations.list and conversations.history answer from the visible messages (with metadata).
 """
 
@@ -97,6 +98,14 @@ class SlackServer:
                 if isinstance(behaviour, tuple) and behaviour[0] == "status":
                     _, code, headers = behaviour
                     self._answer(code, {"ok": False, "error": "ratelimited" if code == 429 else "fatal_error"}, headers)
+                    return
+                if isinstance(behaviour, tuple) and behaviour[0] == "raw":
+                    data = behaviour[2].encode()
+                    self.send_response(behaviour[1])
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 if isinstance(behaviour, tuple) and behaviour[0] == "error":
                     self._answer(200, {"ok": False, "error": behaviour[1]})

@@ -13,7 +13,7 @@ import pytest
 
 from monitoring_pipeline.cli import main
 from monitoring_pipeline.defs.alerts import outbox
-from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError
+from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.messages import simple_message
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.resources import Clock
@@ -180,3 +180,39 @@ def test_slack_sdks_default_retry_would_double_a_message_ours_does_not(slack):
         AlertDelivery(timeout_s=2).send("n1", "#llm-alerts", "ours", [], "unused.jsonl")
     assert not err.value.outcome_known  # it may have landed: looked up before any new attempt
     assert slack.texts().count("ours") == 1
+
+
+def _token_pieces(text: str) -> list[str]:
+    """Every 8-character piece of the token found in `text`."""
+    return [TOKEN[i : i + 8] for i in range(len(TOKEN) - 7) if TOKEN[i : i + 8] in text]
+
+
+@pytest.mark.parametrize("code", [500, 502])
+def test_delivery_error_body_echoing_a_cut_token_leaks_none_of_it(resources, instance, slack, caplog, capfd, code):
+    """A proxy's error page echoes the request's Authorization header. slack_sdk keeps the body's
+    first 100 characters, here cut just before the token's last one: exact-match masking misses
+    it. Nothing of the token may reach the notification log, the tick's messages or any log."""
+    echo = f"Authorization: Bearer {TOKEN}"
+    body = "<html>" + "-" * (101 - len(echo) - len("<html>")) + echo + " (echoed)</html>"
+    assert body[:100].endswith(TOKEN[:-1])  # the cut slack_sdk makes
+    queue(resources, "a")
+    slack.script(*[("raw", code, body)] * 3)
+    texts = [tick(resources, instance, T0), tick(resources, instance, T0 + timedelta(seconds=30))]
+    with pytest.raises(Exception, match="ALERTS ARE NOT GETTING THROUGH") as failing:
+        tick(resources, instance, T0 + timedelta(seconds=60))
+    texts.append(str(failing.value))
+    with duckdb.connect(resources["alert_state"].path, read_only=True) as conn:
+        (last_error,) = conn.execute("SELECT last_error FROM notifications").fetchone()
+    captured = capfd.readouterr()
+    assert slack.attempts() == 3 and status(resources) == {"a": "pending"}
+    assert last_error.startswith(f"HTTP {code}")  # the status is kept: the on-call sees what happened
+    assert f"HTTP {code}" in texts[0] and "Alert delivery failed" in captured.err
+    for text in [last_error, *texts, caplog.text, captured.out, captured.err]:
+        assert _token_pieces(text) == []
+    assert "Bearer" not in last_error and "<html>" not in last_error  # no body at all
+
+
+def test_delivery_redact_masks_token_shaped_text():
+    text = "xoxp-1-2-abc and xoxb-cut-shor and Authorization: Bearer abc.def and xoxb"
+    assert redact(text) == "xox*-*** and xox*-*** and Authorization: Bearer *** and xoxb"
+    assert redact(f"x{TOKEN}y", TOKEN) == "x***y"

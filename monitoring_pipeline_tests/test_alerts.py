@@ -2,11 +2,13 @@
 silences; failed runs; missing logs. Real runs, the real sensor, slack_sdk against a local server,
 and a pinned clock instead of sleeping."""
 
+import json
 from datetime import timedelta
 
 import dagster as dg
 import duckdb
 
+from monitoring_pipeline.defs.alerts.messages import simple_message
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse
@@ -229,3 +231,34 @@ def test_token_stays_out_of_messages_and_the_log(logs, run_hour, resources, inst
     tick(resources, instance, HOUR + timedelta(hours=1, minutes=11))
     assert slack.posted() and all(TOKEN not in str(m) for m in slack.posted())
     assert all(r["authorization"] == f"Bearer {TOKEN}" for r in slack.requests)
+
+
+HOSTILE_MODELS = ("a`<!channel>`b", "<https://evil.example|Open in Dagster>", "x\n<!everyone>")
+
+
+def test_messages_hostile_model_names_cannot_ping_or_disguise_links(logs, run_hour, resources, instance, slack):
+    """Model names come from the apps' logs: one that breaks out of its code span, one that is a
+    disguised link and one that puts <!everyone> on its own line reach Slack inert."""
+    hour_with(logs, HOUR, errors=30, n=90, models=HOSTILE_MODELS)
+    run_hour()
+    tick(resources, instance, HOUR + timedelta(hours=1, minutes=10))
+    [message] = slack.posted()
+    payload = message["text"] + json.dumps(message["blocks"], ensure_ascii=False)
+    for live in ("<!channel>", "<!everyone>", "<!here>", "<https://evil", "|Open in Dagster>"):
+        assert live not in payload
+    section = message["blocks"][1]["text"]["text"]
+    assert "model `a'&lt;!channel&gt;'b`" in section  # still named, inside its code span
+    assert "model `&lt;https://evil.example|Open in Dagster&gt;`" in section
+    assert "model `x &lt;!everyone&gt;`" in section  # on the model's own line
+    assert len(section.splitlines()) == 5  # the head, all traffic, three models
+
+
+def test_messages_run_failure_text_is_escaped_and_only_our_here_pages():
+    failure = "boom\n<!channel> see `<https://evil.example|Open in Dagster>` & retry"
+    text, blocks = simple_message("Run failed: <!everyone>", ["Failed steps: x.", failure], None, critical=True)
+    mrkdwn = text + json.dumps(blocks[1:])  # blocks[0] is the plain_text header: Slack shows it as typed
+    assert text.startswith("<!here> ") and mrkdwn.count("<!") == 1
+    assert "<https://evil" not in mrkdwn and "<!everyone>" not in mrkdwn
+    assert blocks[1]["text"]["text"].splitlines()[1] == (
+        "boom &lt;!channel&gt; see '&lt;https://evil.example|Open in Dagster&gt;' &amp; retry"
+    )

@@ -8,12 +8,20 @@ channel. So the client makes exactly one request per attempt and reports what it
 - unknown (reset after the request went out, timeout): maybe posted. Every message carries its
   notification id in Slack message metadata, and before trying again the sensor looks for that
   id in the channel's recent history (`find_posted`).
+
+What it never keeps: Slack's answer body. slack_sdk puts the first 100 characters of a non-JSON
+error body (a proxy's error page may echo the request's `Authorization: Bearer xoxb-...`) into
+its exception and its error log; cut before the token's end, it defeats masking by exact match.
+So an error says only the HTTP status and Slack's error code, every error text and slack_sdk log
+line is masked for anything token-shaped (`redact`), and slack_sdk logs through a logger of ours.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,13 +34,37 @@ if TYPE_CHECKING:  # slack_sdk takes 0.1 s to import: only a process that sends 
     from slack_sdk import WebClient
 
 EVENT_TYPE = "llm_monitoring_alert"
+# Slack tokens (xoxb-, xoxp-, xoxa-, ...; a cut one too) and whatever follows "Bearer".
+_TOKENISH = re.compile(r"xox[a-z]-[A-Za-z0-9-]*|\b(?i:bearer)\s+\S+")
+_SLACK_ERROR_CODE = re.compile(r"[a-z0-9_.]{1,64}")  # Slack's own codes: ratelimited, channel_not_found
+_BODY = re.compile(r"(non-JSON format:).*", re.S)
+
+
+def redact(text: str, token: str | None = None) -> str:
+    """`text` with the token, anything shaped like a Slack token and any Bearer credential masked."""
+    if token:
+        text = text.replace(token, "***")
+    return _TOKENISH.sub(lambda m: "Bearer ***" if m.group(0)[:1] in "Bb" else "xox*-***", text)
+
+
+class _RedactBodies(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(_BODY.sub(r"\1 (body not kept)", record.getMessage())), ()
+        return True
+
+
+# slack_sdk logs request and response bodies at DEBUG when its logger's own level allows it, and the
+# start of a non-JSON error body at ERROR: it logs here instead, at WARNING and above, masked.
+_SDK_LOG = logging.getLogger("monitoring_pipeline.slack_sdk")
+_SDK_LOG.setLevel(logging.WARNING)
+_SDK_LOG.addFilter(_RedactBodies())
 
 
 class DeliveryError(Exception):
     """The message was not delivered, or may not have been. Never holds the token."""
 
     def __init__(self, message: str, outcome_known: bool, retry_after_s: float | None = None):
-        super().__init__(message)
+        super().__init__(redact(message))
         self.outcome_known = outcome_known
         self.retry_after_s = retry_after_s
 
@@ -54,7 +86,11 @@ class AlertDelivery(dg.ConfigurableResource):
         token = os.environ[self.token_env_var]
         base_url = os.environ.get(self.api_url_env_var) or WebClient.BASE_URL
         return WebClient(
-            token=token, base_url=base_url.rstrip("/") + "/", timeout=round(self.timeout_s), retry_handlers=[]
+            token=token,
+            base_url=base_url.rstrip("/") + "/",
+            timeout=round(self.timeout_s),
+            retry_handlers=[],
+            logger=_SDK_LOG,
         ), token
 
     def send(self, notification_id: str, channel: str, text: str, blocks: list, dry_run_file: str) -> str | None:
@@ -132,6 +168,8 @@ def _classify(err: Exception, token: str) -> DeliveryError:
     if isinstance(err, SlackApiError):  # Slack answered: it did not post
         response = err.response
         error = response.data.get("error", "") if isinstance(response.data, dict) else ""
+        if error and not _SLACK_ERROR_CODE.fullmatch(str(error)):  # the start of a body (a proxy's page), not a code
+            error = "(not a Slack answer; body not kept)"
         retry_after = _retry_after(response.headers) if response.status_code == 429 else None
         return DeliveryError(_clean(f"HTTP {response.status_code} {error}".strip(), token), True, retry_after)
     reason = getattr(err, "reason", err) if isinstance(err, URLError) else err
@@ -153,7 +191,7 @@ def _retry_after(headers) -> float | None:
 
 
 def _clean(text: str, token: str) -> str:
-    return text.replace(token, "***")
+    return redact(text, token)
 
 
 def _append_dry_run(path: Path, message: dict) -> None:

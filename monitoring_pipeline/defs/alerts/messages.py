@@ -2,6 +2,10 @@
 
 One message per run and channel groups every notice the run produced; each section is one check
 on one asset and hour, with the scopes (the hour as a whole, each model) that explain it.
+
+Model names come from the apps' logs and run failure texts from anywhere: every such string goes
+through `escape` before it enters mrkdwn (sections, context lines, the fallback `text`), so only
+the project's own `<!here>` can page anyone.
 """
 
 from collections import defaultdict
@@ -17,6 +21,14 @@ HEADER_LIMIT = 150
 MAX_CHECK_SECTIONS = 20  # each section comes with a context line: 2 blocks
 TITLES = {OPEN: "Firing", REPEAT: "Still firing", RESOLVED: "Resolved"}
 ICONS = {OPEN: ":rotating_light:", REPEAT: ":repeat:", RESOLVED: ":white_check_mark:"}
+
+
+def escape(text: object) -> str:
+    """An untrusted string made inert in Slack mrkdwn, on one line: `&`, `<`, `>` escaped (no
+    `<!channel>`, no disguised `<url|label>` link), backticks made quotes (it cannot leave the code
+    span it is shown in), every run of whitespace (newlines too) one space."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    return " ".join(text.split())
 
 
 def _num(value) -> str:
@@ -53,7 +65,7 @@ def _scope_lines(notices: list[Notice]) -> list[str]:
     ordered = sorted(notices, key=lambda n: (n.scope != "all", -(n.value or 0)))
     lines = []
     for n in ordered:
-        scope = "all traffic" if n.scope == "all" else f"model `{n.scope}`"
+        scope = "all traffic" if n.scope == "all" else f"model `{escape(n.scope)}`"
         if n.kind == RESOLVED:
             lines.append(
                 f"• {scope}: back within threshold {_num(n.threshold)}"
@@ -67,7 +79,8 @@ def _scope_lines(notices: list[Notice]) -> list[str]:
 def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dict]:
     first = group[0]
     badge = ":rotating_light: *CRITICAL*" if first.critical and kind != RESOLVED else ICONS[kind]
-    head = f"{badge} *{TITLES[kind]}:* `{first.check}` on `{first.asset}` for *{hour_label(first.partition)}*"
+    check, asset = escape(first.check), escape(first.asset)
+    head = f"{badge} *{TITLES[kind]}:* `{check}` on `{asset}` for *{hour_label(first.partition)}*"
     body, shown = [head], 0
     for line in _scope_lines(group):
         if len("\n".join(body)) + len(line) > SECTION_TEXT_LIMIT - 60:
@@ -77,7 +90,7 @@ def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dic
     if shown < len(group):
         body.append(f"…and {len(group) - shown} more scopes")
     link = asset_link(dagster_url, first.asset, first.partition)
-    where = f"{first.asset} {first.partition}" if first.partition else first.asset
+    where = f"{asset} {escape(first.partition)}" if first.partition else asset
     return [_section("\n".join(body)), _context(f"<{link}|Open {where} in Dagster>")]
 
 
@@ -99,7 +112,7 @@ def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple
     if len(keys) > MAX_CHECK_SECTIONS:
         rest: dict[str, int] = defaultdict(int)
         for kind, check, _, _ in keys[MAX_CHECK_SECTIONS:]:
-            rest[f"{TITLES[kind].lower()} `{check}`"] += 1
+            rest[f"{TITLES[kind].lower()} `{escape(check)}`"] += 1
         blocks.append(
             _section(
                 f"…and {len(keys) - MAX_CHECK_SECTIONS} more: "
@@ -107,20 +120,24 @@ def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple
             )
         )
 
-    names = sorted({n.check for n in notices})
-    text = f"{'<!here> CRITICAL' if critical else 'Monitoring'}: {summary} — {title}. Checks: {', '.join(names)}"
+    names = sorted({escape(n.check) for n in notices})
+    text = (
+        f"{'<!here> CRITICAL' if critical else 'Monitoring'}: {summary} — {escape(title)}. Checks: {', '.join(names)}"
+    )
     return _cap(text, FALLBACK_LIMIT), _fit(blocks)
 
 
 def simple_message(title: str, lines: list[str], link: str | None, critical: bool = False) -> tuple[str, list[dict]]:
-    """A message about the pipeline itself (a failed run, missing logs, a test)."""
+    """A message about the pipeline itself (a failed run, missing logs, a test). `lines` are plain
+    text (a run's failure text among them): escaped, one line each."""
+    lines = [escape(line) for line in lines]
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": _cap(title, HEADER_LIMIT)}},
         _section("\n".join(lines)),
     ]
     if link:
         blocks.append(_context(f"<{link}|Open in Dagster>"))
-    text = f"{'<!here> ' if critical else ''}{title}: " + " ".join(lines)
+    text = f"{'<!here> ' if critical else ''}{escape(title)}: " + " ".join(lines)
     return _cap(text, FALLBACK_LIMIT), blocks
 
 

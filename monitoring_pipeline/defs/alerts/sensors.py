@@ -13,7 +13,7 @@ import duckdb
 
 from monitoring_pipeline.config import MonitoringConfig
 from monitoring_pipeline.defs.alerts import outbox
-from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError
+from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.incidents import Notice, active_silences, apply
 from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, simple_message
 from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET, FinishedRun, finished_runs
@@ -46,7 +46,7 @@ def record_run(
             f"Run failed: {title}",
             [
                 f"Failed steps: {steps}.",
-                f"{(run.failure or '').strip()[:500]}",
+                redact((run.failure or "").strip()[:500]),  # a step's error may quote a credential
                 *(
                     [f"Checks not alerted on top of the failed ingestion: {', '.join(sorted(set(suppressed)))}."]
                     if suppressed

@@ -1,0 +1,68 @@
+"""DuckDBWarehouse: what it waits out (another process's lock) and what it does not (everything else)."""
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from monitoring_pipeline.resources import DuckDBWarehouse
+
+# Holds the file for argv[2] seconds, as another run's ingest does.
+HOLDER = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1])
+conn.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS a")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.close()
+"""
+
+
+def test_warehouse_bad_file_in_a_folder_named_blocked_fails_fast(tmp_path):
+    """The old retry matched "lock" anywhere in the error, the path included ("blocked/"), and
+    waited the whole connect timeout on an error no wait can fix."""
+    path = tmp_path / "blocked" / "monitoring.duckdb"
+    path.parent.mkdir()
+    path.write_bytes(b"not a duckdb file, just garbage " * 200)
+    warehouse = DuckDBWarehouse(database=str(path), connect_timeout_s=10)
+    started = time.monotonic()
+    with pytest.raises(duckdb.IOException, match="not a valid DuckDB database file"), warehouse.get_connection():
+        pass
+    assert time.monotonic() - started < 5  # milliseconds in fact; the timeout was 10 s
+
+
+def test_warehouse_connection_is_utc_with_the_memory_limit(tmp_path):
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), memory_limit="512MB")
+    with warehouse.get_connection() as conn:
+        assert conn.execute("SELECT current_setting('TimeZone'), current_setting('memory_limit')").fetchone() == (
+            "UTC",
+            "488.2 MiB",  # 512 MB in DuckDB's units
+        )
+
+
+def test_warehouse_memory_limit_is_checked_before_connecting(tmp_path):
+    path = tmp_path / "w.duckdb"
+    bad = DuckDBWarehouse(database=str(path), memory_limit="1GB; DROP TABLE x")
+    with pytest.raises(ValueError, match="memory_limit '1GB; DROP TABLE x'"), bad.get_connection():
+        pass
+    assert not path.exists()
+
+
+@pytest.mark.slow
+def test_warehouse_waits_out_another_process_lock(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, path, "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        impatient = DuckDBWarehouse(database=path, connect_timeout_s=0)
+        with pytest.raises(duckdb.IOException, match="Conflicting lock"), impatient.get_connection():
+            pass  # no patience: DuckDB's lock error
+        started = time.monotonic()
+        with DuckDBWarehouse(database=path, connect_timeout_s=60).get_connection() as conn:
+            waited = time.monotonic() - started
+            assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
+        assert 0.5 < waited < 30
+    finally:
+        holder.wait(timeout=30)
