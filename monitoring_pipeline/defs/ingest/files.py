@@ -18,9 +18,9 @@ def files_gone(conn: duckdb.DuckDBPyConnection, hour, names: list[str]) -> dict[
     `names` now, with their row counts. By name, so a log root mounted elsewhere changes nothing."""
     rows = conn.execute(
         """
-        SELECT parse_filename(source_file) AS name, count(*) FROM (
-            SELECT source_file FROM llm_requests WHERE hour = $hour
-            UNION ALL SELECT source_file FROM quarantine WHERE hour = $hour)
+        SELECT parse_filename(source_file) AS name, sum(n)::BIGINT FROM (
+            SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL
+            UNION ALL SELECT source_file, count(*) FROM quarantine WHERE hour = $hour GROUP BY ALL)
         WHERE NOT list_contains($names::VARCHAR[], parse_filename(source_file))
         GROUP BY ALL ORDER BY 1
         """,
