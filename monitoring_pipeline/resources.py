@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 import dagster as dg
 import duckdb
@@ -136,11 +137,11 @@ def folder_files(folder: Path) -> list[tuple[Path, os.stat_result]]:
     listed = []
     for path in sorted(p for pattern in LOG_PATTERNS for p in folder.glob(pattern)):
         try:
-            stat = path.stat()  # follows symlinks, like the reader would
+            info = path.stat()  # follows symlinks, like the reader would
         except OSError:  # removed since the glob, or a dangling symlink
             continue
-        if path.is_file():
-            listed.append((path, stat))
+        if S_ISREG(info.st_mode):
+            listed.append((path, info))
     return listed
 
 
