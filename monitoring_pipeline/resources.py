@@ -1,12 +1,16 @@
 """Resources: the DuckDB warehouse, the log folder, and the configuration file."""
 
+import hashlib
+import json
 import os
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 import dagster as dg
 import duckdb
@@ -100,6 +104,59 @@ class LogSource(dg.ConfigurableResource):
             return duckdb_glob(self.hour_globs(hour))
         folder = Path(self.hour_dir(hour))
         return sorted(str(p) for pattern in LOG_PATTERNS for p in folder.glob(pattern) if p.is_file())
+
+    def list_hour(self, hour: datetime) -> "HourFiles":
+        """The hour's files as a run reads them: stat'ed (and fingerprinted) before anything reads
+        them, so a file that appears or grows after this moment changes the folder's fingerprint
+        and late_logs_sensor re-runs the hour. A file that resolves outside the log folder (a
+        symlink to /etc/passwd, say) is refused, never opened."""
+        if self.is_remote:
+            return HourFiles(files=duckdb_glob(self.hour_globs(hour)))
+        listed = folder_files(Path(self.hour_dir(hour)))
+        root = self.root.resolve()
+        files, refused = [], []
+        for path, _ in listed:
+            if path.resolve().is_relative_to(root):
+                files.append(str(path))
+            else:
+                refused.append((str(path), OUTSIDE_LOG_FOLDER))
+        return HourFiles(files=files, refused=refused, fingerprint=fingerprint(listed))
+
+
+OUTSIDE_LOG_FOLDER = "symlink outside the log folder"
+
+
+@dataclass(frozen=True)
+class HourFiles:
+    """An hour folder's log files as listed at one moment."""
+
+    files: list[str]  # to read
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why): never read
+    fingerprint: str | None = None  # of the files listed; None for an object store
+
+    @property
+    def names(self) -> list[str]:
+        return [path.rsplit("/", 1)[-1] for path in [*self.files, *(p for p, _ in self.refused)]]
+
+
+def folder_files(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """The log files in an hour folder, sorted, with their stat (a file removed meanwhile is left out)."""
+    listed = []
+    for path in sorted(p for pattern in LOG_PATTERNS for p in folder.glob(pattern)):
+        try:
+            info = path.stat()  # follows symlinks, like the reader would
+        except OSError:  # removed since the glob, or a dangling symlink
+            continue
+        if S_ISREG(info.st_mode):
+            listed.append((path, info))
+    return listed
+
+
+def fingerprint(listed: list[tuple[Path, os.stat_result]]) -> str:
+    """A digest of (name, size, mtime) of a folder's files: a file that appears, grows, is
+    rewritten or removed changes it. Ingest records it; late_logs_sensor compares against it."""
+    stats = [(p.name, s.st_size, s.st_mtime_ns) for p, s in listed]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def duckdb_glob(patterns: list[str]) -> list[str]:

@@ -1,6 +1,8 @@
 """`monitoring-pipeline demo`: a day of sample logs, every hour run, incidents found and alerted."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +29,26 @@ def test_demo_finds_each_injected_incident_and_alerts(tmp_path, monkeypatch, cap
     alerts = [json.loads(line) for line in (tmp_path / "data/alerts/dry_run.jsonl").read_text().splitlines()]
     assert any("safety_violations" in a["text"] and "CRITICAL" in a["text"] for a in alerts)
     assert "make dev" in out
+
+
+def test_demo_run_again_on_the_same_day_replaces_it(tmp_path, monkeypatch, capsys):
+    """The demo rewrites the day's logs under new file names (its process id is in them); its
+    re-runs replace the old rows instead of failing on the files that are gone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("MONITORING_REVIEW_SALT", "test-salt")
+    assert main(["demo", "--day", "2026-03-01", "--volume", "20"]) == 0
+    again = subprocess.run(  # another process: other file names
+        [
+            sys.executable,
+            "-c",
+            "import sys; from monitoring_pipeline.cli import main; raise SystemExit(main(sys.argv[1:]))",
+        ]
+        + ["demo", "--day", "2026-03-01", "--volume", "20"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "FAILED" not in again.stdout

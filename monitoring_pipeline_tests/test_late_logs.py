@@ -6,8 +6,20 @@ from datetime import timedelta
 import dagster as dg
 
 from monitoring_pipeline.definitions import defs
+from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
+from monitoring_pipeline.resources import LogSource
 from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
+
+DURING_RUN: list = []  # callbacks a run calls right after it listed the hour's files
+
+
+class LogSourceDuringRun(LogSource):
+    def list_hour(self, hour):
+        listing = super().list_hour(hour)
+        for callback in DURING_RUN:
+            callback()
+        return listing
 
 
 def _tick(instance, resources, cursor):
@@ -50,7 +62,7 @@ def test_late_logs_unmaterialized_hour_is_left_to_the_schedule(logs, resources, 
     logs.records([record(i, later) for i in range(10)], later)
     tick = _tick(instance, resources, baseline.cursor)
     assert tick.run_requests == []
-    assert "none of them already materialized" in tick.skip_message
+    assert "none differs from what its last run read" in tick.skip_message
 
 
 def test_late_logs_first_tick_sets_a_baseline_without_runs(logs, resources, instance, run_hour):
@@ -60,3 +72,48 @@ def test_late_logs_first_tick_sets_a_baseline_without_runs(logs, resources, inst
     tick = _tick(instance, resources, None)
     assert tick.run_requests == []
     assert "Baseline" in tick.skip_message
+
+
+def test_late_logs_file_landing_during_the_first_run_requests_a_rerun(logs, resources, instance, run_hour):
+    cursor = _tick(instance, resources, None).cursor
+    logs.records([record(i) for i in range(10)])
+    ticks = []
+
+    def file_lands_and_sensor_ticks():
+        logs.records([record(i) for i in range(10, 15)], name="late-writer.jsonl")
+        ticks.append(_tick(instance, resources, cursor))
+
+    DURING_RUN.append(file_lands_and_sensor_ticks)
+    try:
+        dg.materialize(
+            [llm_requests],
+            partition_key=PARTITION,
+            resources={**resources, "logs": LogSourceDuringRun(log_dir=str(logs.root))},
+            instance=instance,
+        )
+    finally:
+        DURING_RUN.clear()
+    (during,) = ticks
+    assert during.run_requests == []  # not materialized yet: the schedule's run is under way
+    mat = instance.get_latest_materialization_event(dg.AssetKey("llm_requests")).asset_materialization
+    assert mat.metadata["rows_ingested"].value == 10 and mat.metadata["log_files"].value == ["app.jsonl"]
+
+    after = _tick(instance, resources, during.cursor)
+    assert [r.partition_key for r in after.run_requests] == [PARTITION]
+    assert after.run_requests[0].run_key.endswith(json.loads(after.cursor)[PARTITION])
+
+    assert run_hour().success  # the re-run reads the late file, and the folder matches what it read
+    mat = instance.get_latest_materialization_event(dg.AssetKey("llm_requests")).asset_materialization
+    assert mat.metadata["rows_ingested"].value == 15
+    assert _tick(instance, resources, after.cursor).run_requests == []
+
+
+def test_late_logs_change_already_read_by_a_run_requests_nothing(logs, resources, instance, run_hour):
+    logs.records([record(i) for i in range(10)])
+    run_hour()
+    baseline = _tick(instance, resources, None)
+    logs.records([record(i) for i in range(10, 15)], name="late-writer.jsonl")
+    assert run_hour().success  # a backfill got there before the sensor
+    tick = _tick(instance, resources, baseline.cursor)
+    assert tick.run_requests == []
+    assert json.loads(tick.cursor)[PARTITION] != json.loads(baseline.cursor)[PARTITION]

@@ -2,11 +2,17 @@
 old quarantine pruned, the file compacted."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from monitoring_pipeline.defs.maintenance.retention import storage_retention
+from monitoring_pipeline.defs.maintenance.retention import compact, storage_retention
 from monitoring_pipeline.lib.partitions import partition_key
 from monitoring_pipeline_tests.conftest import HOUR, record
 
@@ -83,3 +89,51 @@ def test_retention_runs_daily_outside_the_hourly_job():
     assert defs.resolve_schedule_def("storage_retention_schedule").job_name == "storage_retention_job"
     hourly = defs.resolve_job_def("hourly_monitoring")
     assert dg.AssetKey("storage_retention") not in hourly.asset_layer.executable_asset_keys
+
+
+WRITER = """
+import sys, time, duckdb
+path, marker = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 60
+while True:
+    try:
+        conn = duckdb.connect(path)
+        break
+    except duckdb.IOException as err:
+        if "lock" not in str(err).lower() or time.monotonic() > deadline:
+            raise
+        open(marker, "a").write("locked\\n")
+        time.sleep(0.05)
+conn.execute("CREATE TABLE IF NOT EXISTS written_meanwhile (x INTEGER)")
+conn.execute("INSERT INTO written_meanwhile VALUES (42)")
+conn.close()
+open(marker, "a").write("written\\n")
+"""
+
+
+@pytest.mark.slow
+def test_retention_compaction_keeps_a_concurrent_writers_rows(logs, resources, run_hour, query, tmp_path, monkeypatch):
+    """A writer outside the pool that gets in while compaction swaps the file: its row survives."""
+    logs.records([record(i) for i in range(50)])
+    run_hour()
+    path = tmp_path / "monitoring.duckdb"
+    marker = tmp_path / "writer.log"
+    real_replace = os.replace
+    writers = []
+
+    def replace_with_a_writer_racing(src, dst):
+        if Path(dst) == path:
+            writers.append(subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(marker)]))
+            deadline = time.monotonic() + 60
+            while not marker.exists() and time.monotonic() < deadline:  # the writer has had its go at the file
+                time.sleep(0.02)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_with_a_writer_racing)
+    compact(resources["warehouse"])
+    monkeypatch.setattr(os, "replace", real_replace)
+    (writer,) = writers
+    assert writer.wait(timeout=60) == 0
+    assert query("SELECT x FROM written_meanwhile") == [(42,)]  # before the fix: no such table, the row lost
+    assert marker.read_text().splitlines()[0] == "locked"  # it had to wait for the swap
+    assert query("SELECT count(*) FROM llm_requests") == [(50,)]

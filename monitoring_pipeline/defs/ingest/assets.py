@@ -4,33 +4,41 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.defs.ingest import sql
+from monitoring_pipeline.defs.ingest.files import LOG_FINGERPRINT, check_line_lengths, files_gone
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
 
 QUARANTINE_RATE = "quarantine_rate"
+# Run tag: let a re-run replace the rows of files that are gone from the hour's folder (expired by
+# the log shipper, say) with nothing. Without it such a run fails before it changes anything.
+ALLOW_DELETED_FILES = "monitoring/allow_deleted_files"
 
 
 class FilesChanged(Exception):
     """The fast pass does not add up (a file grew or changed between its scans)."""
 
 
-def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour, log) -> tuple[int, list[tuple[str, str]]]:
+def _replace_hour(
+    conn: duckdb.DuckDBPyConnection, files: list[str], hour, log, refused: list[tuple[str, str]]
+) -> tuple[int, list[tuple[str, str]]]:
     """Replace the hour's rows in llm_requests and quarantine, in one transaction. Returns the
     number of lines read and the files DuckDB could not open or decompress (a corrupt .gz, say),
-    which are quarantined whole instead of failing the hour."""
+    which are quarantined whole instead of failing the hour, with the `refused` files (never read)."""
     try:
         with transaction(conn):
             _delete_hour(conn, hour)
             settled, exact = _load_fast(conn, files, hour)
             numbered = _stage_files(conn, exact, hour) if exact else _stage_nothing(conn, hour)
-            _insert_staged(conn, hour, numbered, [])
-            return settled + _staged_lines(conn), []
+            _insert_staged(conn, hour, numbered, refused)
+            return settled + _staged_lines(conn) + len(refused), refused
     except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
         log.info(f"Staging the hour file by file: {str(err).splitlines()[0][:500]}")
+    check_line_lengths(files)  # a line over 16 MB is one reason to be here; one past DuckDB's buffer fails the run
     conn.execute("RESET preserve_insertion_order")  # in case the RESET in _load_fast met an aborted transaction
     unreadable, numbered = _stage(conn, files, hour)
+    unreadable = [*unreadable, *refused]
     with transaction(conn):
         _delete_hour(conn, hour)
         _insert_staged(conn, hour, numbered, unreadable)
@@ -168,12 +176,28 @@ def llm_requests(
 ) -> dg.MaterializeResult:
     """One row per valid model call of the hour; every other line goes to `quarantine` with a reason."""
     hour = context.partition_time_window.start.replace(tzinfo=None)
-    files = logs.files_for_hour(hour)
+    listing = logs.list_hour(hour)  # stat'ed before anything is read: its fingerprint is what this run saw
+    files = listing.files
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
         conn.execute(sql.QUARANTINE_DDL)
+        gone = files_gone(conn, hour, listing.names)
+        if gone and context.run.tags.get(ALLOW_DELETED_FILES, "").lower() != "true":
+            raise dg.Failure(
+                description=(
+                    f"{hour:%Y-%m-%d %H}:00 UTC was ingested from {len(gone)} file(s) no longer in "
+                    f"{logs.hour_dir(hour)} ({sum(gone.values())} rows): {', '.join(sorted(gone))[:1000]}. "
+                    f"Nothing was changed. Restore the files, or re-run with the run tag "
+                    f"{ALLOW_DELETED_FILES}=true to replace those rows with what the folder holds now."
+                ),
+                metadata={"hour": f"{hour:%Y-%m-%d %H}:00", "folder": logs.hour_dir(hour), "files_gone": gone},
+            )
+        for name, rows in gone.items():
+            context.log.warning(
+                f"{name} is gone from {logs.hour_dir(hour)}: its {rows} rows are dropped ({ALLOW_DELETED_FILES})"
+            )
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
-        lines_read, unreadable = _replace_hour(conn, files, hour, context.log)
+        lines_read, unreadable = _replace_hour(conn, files, hour, context.log, listing.refused)
         ingested, quarantined = one(
             conn,
             "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour),"
@@ -188,7 +212,7 @@ def llm_requests(
             ).fetchall()
         )
 
-    if not files:
+    if not files and not listing.refused:
         context.log.warning(f"No log files for {hour:%Y-%m-%d %H}:00 UTC in {logs.hour_dir(hour)}")
     for path, error in unreadable:
         context.log.error(f"Unreadable log file {path}: {error}")
@@ -201,12 +225,15 @@ def llm_requests(
         overall = Scope("all", rate, threshold, lines_read, FAIL)
     return dg.MaterializeResult(
         metadata={
-            "files": len(files),
+            "files": len(files) + len(listing.refused),
             "unreadable_files": len(unreadable),
             "lines_read": lines_read,
             "rows_ingested": ingested,
             "rows_quarantined": quarantined,
             "quarantine_reasons": reasons,
+            **({LOG_FINGERPRINT: listing.fingerprint} if listing.fingerprint else {}),
+            "log_files": listing.names,
+            **({"files_gone": gone} if gone else {}),
         },
         check_results=[
             check_result(

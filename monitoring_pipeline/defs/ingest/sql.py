@@ -57,8 +57,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
 # Lines DuckDB cannot decode go to the _rejects table instead. No new_line option: the reader
 # tells \n from \r\n per file (logs written on Windows); a stray \r in a \n file still makes
 # it refuse the file, which is then quarantined whole as unreadable.
-_READ_CSV = """read_csv($files, columns = {'line': 'VARCHAR'}, delim = chr(0), quote = '', escape = '',
+# A line longer than max_line_size is rejected (unreadable_line:line_size_over_maximum, with its
+# number) only when max_line_size is given and the line fits the buffer: beyond the buffer DuckDB
+# drops it without a trace, which ingest checks for (files.check_line_lengths). A 64 MB buffer
+# reads as fast as the default.
+MAX_LINE_BYTES = 32 << 20
+READ_BUFFER_BYTES = 64 << 20
+_READ_CSV = f"""read_csv($files, columns = {{'line': 'VARCHAR'}}, delim = chr(0), quote = '', escape = '',
               header = false, auto_detect = false, filename = true,
+              max_line_size = {MAX_LINE_BYTES}, buffer_size = {READ_BUFFER_BYTES},
               store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')"""
 
 DROP_REJECTS = "DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _reject_scans"  # before a scan that reads them

@@ -17,19 +17,20 @@ class RetentionRun(dg.Config):
 def compact(warehouse: DuckDBWarehouse) -> tuple[int, int]:
     """Rewrite the database into a new file and swap it in: DuckDB reuses freed blocks but never
     gives them back to the disk (CHECKPOINT alone does not shrink the file). Returns sizes before
-    and after. Runs while holding the pool's one slot, so no run writes meanwhile; a reader that
-    has the old file open keeps reading the old copy until it reconnects."""
+    and after. The swap happens while this connection still holds the file's lock, so a writer
+    outside the pool (an on-call command, a script) cannot write into the old file between the
+    copy and the swap: it waits for the lock and then opens the compacted file."""
     path = Path(warehouse.path)
     before = path.stat().st_size
     fresh = path.with_name(path.name + ".compact")
     remove_database(fresh)
     with warehouse.get_connection() as conn:
-        conn.execute("CHECKPOINT")
+        conn.execute("CHECKPOINT")  # everything in the file, nothing left in the write-ahead log
         source = one(conn, "SELECT current_database()")[0]
         conn.execute(f"ATTACH {quote_literal(str(fresh))} AS compacted")  # ATTACH takes no parameters
         conn.execute(f'COPY FROM DATABASE "{source}" TO compacted')
         conn.execute("DETACH compacted")
-    os.replace(fresh, path)
+        os.replace(fresh, path)
     return before, path.stat().st_size
 
 
