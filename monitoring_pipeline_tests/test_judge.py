@@ -8,12 +8,20 @@ import socket
 import time
 
 import dagster as dg
+import duckdb
 import pytest
 
+from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+from monitoring_pipeline.defs.review.human_quality import human_quality
+from monitoring_pipeline.defs.review.inbox import review_inbox_sensor
 from monitoring_pipeline.defs.review.judge import judge_verdicts
+from monitoring_pipeline.defs.review.judge_agreement import judge_agreement
+from monitoring_pipeline.defs.review.judge_sql import JUDGE_VERDICTS_DDL
 from monitoring_pipeline.defs.review.sample import review_sample
+from monitoring_pipeline.defs.review.verdicts import REVIEW_VERDICTS_DDL
+from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
 from monitoring_pipeline_tests.conftest import PARTITION, record
 from monitoring_pipeline_tests.judge_server import JudgeServer
 
@@ -256,3 +264,115 @@ def test_judge_verdicts_config_rejects_duplicate_rubrics(config_file):
     path = config_file({"judge": {"rubrics": [{"name": "q", "instruction": "a"}, {"name": "q", "instruction": "b"}]}})
     with pytest.raises(ValueError, match="unique"):
         load_config(path)
+
+
+# --- judge_agreement: the judge against the reviewers ---
+
+
+def seed_pairs(tmp_path, bb: int, gg: int, bg: int, gb: int, rubric: str = "quality") -> None:
+    """Requests with a judge verdict (first) and a human verdict (second): bb both bad, gg both
+    good, bg judge bad / human good, gb judge good / human bad; plus one judge error, never paired."""
+    pairs = [("bad", "bad")] * bb + [("good", "good")] * gg + [("bad", "good")] * bg + [("good", "bad")] * gb
+    with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:
+        conn.execute(JUDGE_VERDICTS_DDL)
+        conn.execute(REVIEW_VERDICTS_DDL)
+        judge_rows = [(f"r{i}", rubric, j) for i, (j, _) in enumerate(pairs)] + [("r-err", rubric, None)]
+        conn.executemany(
+            "INSERT INTO judge_verdicts VALUES (TIMESTAMP '2026-03-01 10:00', ?, 'm', ?, ?, NULL, 'judge-1', "
+            "NULL, 1, 1, 'sha', now()::TIMESTAMP)",
+            judge_rows,
+        )
+        conn.executemany(
+            "INSERT INTO review_verdicts VALUES (?, TIMESTAMP '2026-03-01 10:00', 'm', ?, NULL, NULL, 'ann', 'f', 1, "
+            "now()::TIMESTAMP)",
+            [(f"r{i}", h) for i, (_, h) in enumerate(pairs)] + [("r-err", "bad")],
+        )
+
+
+def agreement(resources, instance, query):
+    result = dg.materialize([judge_agreement], resources=resources, instance=instance)
+    (evaluation,) = result.get_asset_check_evaluations()
+    rows = query(
+        "SELECT rubric, pairs, agreement, kappa, both_bad, both_good, judge_bad_human_good, judge_good_human_bad "
+        "FROM judge_agreement"
+    )
+    return rows, evaluation
+
+
+@pytest.mark.parametrize(
+    "cells, expected_agreement, expected_kappa",
+    [
+        ((20, 15, 5, 10), 0.7, 0.4),  # p_o .7, p_e .5*.6 + .5*.4 = .5
+        ((5, 5, 0, 0), 1.0, 1.0),  # all agree
+        ((0, 0, 5, 5), 0.0, -1.0),  # all disagree
+        ((0, 8, 0, 0), 1.0, None),  # one class only, both: kappa undefined, not a crash
+        ((0, 6, 0, 4), 0.6, 0.0),  # the judge says good to everything: no better than chance
+    ],
+)
+def test_judge_agreement_kappa_and_confusion_matrix(
+    cells, expected_agreement, expected_kappa, tmp_path, resources, instance, query
+):
+    seed_pairs(tmp_path, *cells)
+    rows, evaluation = agreement(resources, instance, query)
+    ((rubric, pairs, share, kappa, *matrix),) = rows
+    assert (rubric, pairs, tuple(matrix)) == ("quality", sum(cells), cells)
+    assert share == pytest.approx(expected_agreement)
+    assert kappa == (None if expected_kappa is None else pytest.approx(expected_kappa))
+    assert evaluation.passed  # 30 pairs needed by default; these have fewer
+
+
+def test_judge_human_agreement_fails_below_min_kappa_and_alerts(tmp_path, resources, instance, query, config_file):
+    config_file({"judge": {"min_kappa": 0.5, "min_pairs": 30}})
+    seed_pairs(tmp_path, 20, 15, 5, 10)
+    _, evaluation = agreement(resources, instance, query)
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description.startswith("rubric quality: Cohen's kappa of judge vs reviewers 0.4 < 0.5 (n=50)")
+    assert "Do not trust the LLM judge on quality" in evaluation.description
+    assert evaluation.metadata["breaches"].value == [
+        {"scope": "quality", "value": pytest.approx(0.4), "threshold": 0.5, "sample_size": 50}
+    ]
+    slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    (message,) = [json.loads(line) for line in (tmp_path / "alerts" / "dry_run.jsonl").read_text().splitlines()]
+    section = message["blocks"][1]["text"]["text"]
+    assert "`judge_human_agreement` on `judge_agreement`" in section and "do not trust judge_verdicts" in section
+    assert "rubric `quality`: *0.4* vs threshold 0.5 (sample 50)" in section
+
+
+def test_judge_human_agreement_needs_min_pairs(tmp_path, resources, instance, query, config_file):
+    config_file({"judge": {"min_kappa": 0.5, "min_pairs": 60}})
+    seed_pairs(tmp_path, 20, 15, 5, 10)
+    _, evaluation = agreement(resources, instance, query)
+    assert evaluation.passed and "too little data" in evaluation.metadata["scopes"].value
+
+
+def test_judge_agreement_from_the_reviewers_file_the_sample_exported(
+    judge_server, hour, tmp_path, resources, instance, query, config_file
+):
+    """End to end: judged hour -> the reviewer fills in the exported CSV (judge columns in it) and
+    drops it in the inbox -> the inbox sensor's run loads it and recomputes judge_agreement."""
+    hour(n=6)()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config_file(
+        {"review": {"sample_rate": 1.0, "min_per_model": 0, "inbox_dir": str(inbox)}, "judge": {"min_pairs": 1}}
+    )
+    folder = tmp_path / "review" / "dt=2026-03-01" / "hour=10"
+    with (folder / "review_sample.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # the reviewer agrees with the judge except on one request it called good
+        row["verdict"] = "bad" if row["judge_verdict"] == "bad" or row["request_id"] == "req-10-00001" else "good"
+        row["reviewer"] = "ann"
+    with (inbox / "verdicts.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tick = review_inbox_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    assert len(tick.run_requests) == 1
+    from monitoring_pipeline.definitions import defs
+
+    sensor_job = defs.resolve_job_def(defs.resolve_sensor_def("review_inbox_sensor").job_name)
+    assert {"review_verdicts", "human_quality", "judge_agreement"} <= set(sensor_job.graph.node_dict)
+    dg.materialize([review_verdicts, human_quality, judge_agreement], resources=resources, instance=instance)
+    assert query(
+        "SELECT pairs, both_bad, both_good, judge_bad_human_good, judge_good_human_bad FROM judge_agreement"
+    ) == [(6, 2, 3, 0, 1)]
