@@ -238,6 +238,9 @@ def test_judge_key_is_sent_but_never_stored_logged_or_shown(judge_server, hour, 
     for folder in (tmp_path / "review").rglob("review_sample.*"):
         assert KEY not in folder.read_text()
     assert any("Incorrect API key provided: [JUDGE_API_KEY]" in entry for entry in logs)
+    (mat,) = result.asset_materializations_for_node("judge_verdicts")
+    shown = str(mat.metadata) + "".join(str(e.metadata) for e in result.get_asset_check_evaluations())
+    assert KEY not in shown and "auth was Bearer [JUDGE_API_KEY]" in shown
 
 
 def test_judge_resource_reads_the_environment_when_used_not_at_import(monkeypatch):
