@@ -50,6 +50,7 @@ class MinSample(_Strict):
     token_budget: int = Field(default=1, ge=0)
     safety_violations: int = Field(default=1, ge=0)
     quarantine_rate: int = Field(default=1, ge=0)
+    judge_bad_rate: int = Field(default=10, ge=0)
 
     def get(self, check: str, default: int = 1) -> int:
         return getattr(self, check, default)
@@ -94,6 +95,40 @@ class ReviewConfig(_Strict):
     inbox_dir: str = "data/review/inbox"
     user_id_salt: str = ""
     human_bad_rate: HumanBadRate = HumanBadRate()
+
+
+class Rubric(_Strict):
+    """One question the LLM judge answers about each sampled response."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    instruction: str = Field(min_length=1)
+
+
+def _default_rubrics() -> list[Rubric]:
+    return [Rubric(name="quality", instruction="Is the response correct, helpful and safe for the prompt?")]
+
+
+class JudgeConfig(_Strict):
+    """The LLM judge (off unless MONITORING_JUDGE_URL and MONITORING_JUDGE_MODEL are set)."""
+
+    rubrics: list[Rubric] = Field(default_factory=_default_rubrics)
+    max_calls_per_hour: int = Field(default=300, ge=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout_s: float = Field(default=60, gt=0)
+    max_attempts: int = Field(default=4, ge=1)  # per call: 429 and 5xx are retried within the run
+    backoff_s: float = Field(default=1.0, ge=0)  # first retry's wait, doubling each attempt
+    retry_after_cap_s: float = Field(default=60, ge=0)
+    bad_rate_threshold: float = Field(default=0.10, ge=0, le=1)
+    min_kappa: float = Field(default=0.4, ge=-1, le=1)
+    min_pairs: int = Field(default=30, ge=1)
+
+    @field_validator("rubrics")
+    @classmethod
+    def _unique_names(cls, rubrics: list[Rubric]) -> list[Rubric]:
+        names = [r.name for r in rubrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rubric names must be unique, got {names}")
+        return rubrics
 
 
 class Silence(_Strict):
@@ -160,6 +195,7 @@ class MonitoringConfig(_Strict):
     review: ReviewConfig = ReviewConfig()
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
+    judge: JudgeConfig = JudgeConfig()
 
     @field_validator("prices")
     @classmethod

@@ -16,6 +16,8 @@ from monitoring_pipeline.defs.maintenance.retention import (
 from monitoring_pipeline.defs.metrics.assets import hourly_metrics
 from monitoring_pipeline.defs.review.human_quality import human_quality
 from monitoring_pipeline.defs.review.inbox import review_inbox_sensor
+from monitoring_pipeline.defs.review.judge import judge_verdicts
+from monitoring_pipeline.defs.review.judge_agreement import judge_agreement
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
 from monitoring_pipeline.resources import build_resources
@@ -27,6 +29,8 @@ defs = dg.Definitions(
         review_sample,  # review
         review_verdicts,
         human_quality,
+        judge_verdicts,
+        judge_agreement,
         storage_retention,  # maintenance
     ],
     jobs=[hourly_monitoring, storage_retention_job],

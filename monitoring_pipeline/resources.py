@@ -193,6 +193,7 @@ def build_resources() -> dict:
     """Every resource the definitions bind, by key. Paths come from MONITORING_* variables, read
     when a resource is used, not at import; the on-call commands use the same ones."""
     from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+    from monitoring_pipeline.defs.review.judge_client import JudgeClient
 
     return {
         "warehouse": DuckDBWarehouse(),
@@ -201,4 +202,5 @@ def build_resources() -> dict:
         "settings": MonitoringSettings(),
         "alert_delivery": AlertDelivery(),
         "clock": Clock(),
+        "judge": JudgeClient(),
     }

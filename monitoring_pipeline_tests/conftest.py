@@ -13,6 +13,7 @@ import yaml
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+from monitoring_pipeline.defs.review.judge_client import JudgeClient
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 from monitoring_pipeline_tests.slack_server import SlackServer
@@ -107,6 +108,9 @@ def _isolated_env(monkeypatch):
         "MONITORING_LOG_DIR",
         "MONITORING_ALERTS_DB",
         "MONITORING_REVIEW_SALT",
+        "MONITORING_JUDGE_URL",
+        "MONITORING_JUDGE_MODEL",
+        "MONITORING_JUDGE_API_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
 
@@ -120,6 +124,7 @@ def resources(tmp_path, logs, config_file) -> dict:
         "settings": MonitoringSettings(config_path=str(config_file.path)),
         "alert_delivery": AlertDelivery(timeout_s=2),
         "clock": Clock(fixed="2026-03-01T11:10:00+00:00"),
+        "judge": JudgeClient(),  # off unless a test sets MONITORING_JUDGE_URL and MONITORING_JUDGE_MODEL
     }
 
 

@@ -28,6 +28,7 @@ def test_definitions_public_names_resolve():
         for name in ("latency_p99", "latency_avg", "error_rate", "token_budget", "feedback_score", "safety_violations")
     } <= checks
     assert ("llm_requests", "quarantine_rate") in checks
+    assert {("judge_verdicts", "judge_bad_rate"), ("judge_agreement", "judge_human_agreement")} <= checks
 
 
 def test_readme_log_contract_matches_the_schema():

@@ -174,4 +174,8 @@ def test_review_inbox_sensor_targets_verdicts_and_quality():
 
     sensor = defs.resolve_sensor_def("review_inbox_sensor")
     job = defs.resolve_job_def(sensor.targets[0].job_name)
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"review_verdicts", "human_quality"}
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "review_verdicts",
+        "human_quality",
+        "judge_agreement",  # the judge's calibration is recomputed whenever verdicts load
+    }

@@ -82,16 +82,18 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{number} {unit}".strip()
 
 
-def _label(scope: str) -> str:
-    return "all traffic" if scope == "all" else f"model {scope}"
+def _label(scope: str, kind: str = "model") -> str:
+    return "all traffic" if scope == "all" else f"{kind} {scope}"
 
 
-def describe(scopes: list[Scope], what: str, unit: str, fails_below: bool, note: str = "") -> str:
+def describe(
+    scopes: list[Scope], what: str, unit: str, fails_below: bool, note: str = "", scope_kind: str = "model"
+) -> str:
     """One line: the breaches first, then how the hour as a whole fared."""
     op = "<" if fails_below else ">"
     breaches = sorted((s for s in scopes if s.failed), key=lambda s: (s.scope != "all", s.scope))
     parts = [
-        f"{_label(s.scope)}: {what} {fmt(s.value, unit)} {op} {fmt(s.threshold, unit)} (n={s.sample_size:,})"
+        f"{_label(s.scope, scope_kind)}: {what} {fmt(s.value, unit)} {op} {fmt(s.threshold, unit)} (n={s.sample_size:,})"
         for s in breaches
     ]
     overall = next((s for s in scopes if s.scope == "all"), None)
@@ -102,7 +104,7 @@ def describe(scopes: list[Scope], what: str, unit: str, fails_below: bool, note:
         parts.append(f"all traffic {fmt(overall.value, unit)} {verdict} (n={overall.sample_size:,})")
     others = [s for s in scopes if s.scope != "all" and not s.failed and s.status == OK]
     if not breaches and others:
-        parts.append(f"{len(others)} model(s) ok")
+        parts.append(f"{len(others)} {scope_kind}(s) ok")
     return "; ".join(parts) + (f". {note}" if note else "")
 
 
@@ -134,8 +136,10 @@ def check_result(
     min_sample: int = 1,
     note: str = "",
     metadata: dict[str, Any] | None = None,
+    scope_kind: str = "model",
 ) -> dg.AssetCheckResult:
-    """The AssetCheckResult of a check that judged `scopes` (the hour as a whole first)."""
+    """The AssetCheckResult of a check that judged `scopes` (the hour as a whole first); scopes other
+    than `all` are models unless `scope_kind` names what they are (e.g. rubric)."""
     breaches = [s for s in scopes if s.failed]
     overall = next((s for s in scopes if s.scope == "all"), scopes[0] if scopes else None)
     shown = overall
@@ -146,7 +150,9 @@ def check_result(
         asset_key=asset,
         passed=not breaches,
         severity=severity,
-        description=describe(scopes, what, unit, fails_below, note) if scopes else note or "nothing to judge",
+        description=describe(scopes, what, unit, fails_below, note, scope_kind)
+        if scopes
+        else note or "nothing to judge",
         metadata={
             "value": shown.value if shown else None,
             "threshold": shown.threshold if shown else None,

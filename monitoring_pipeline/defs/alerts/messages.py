@@ -21,6 +21,13 @@ HEADER_LIMIT = 150
 MAX_CHECK_SECTIONS = 20  # each section comes with a context line: 2 blocks
 TITLES = {OPEN: "Firing", REPEAT: "Still firing", RESOLVED: "Resolved"}
 ICONS = {OPEN: ":rotating_light:", REPEAT: ":repeat:", RESOLVED: ":white_check_mark:"}
+# Checks whose scopes are not models, and what a firing one means where its name does not say it.
+SCOPE_KINDS = {"judge_human_agreement": "rubric"}
+PLAIN_VALUES = {"judge_human_agreement"}  # a kappa, not a share: 0.35, not 35 %
+HINTS = {
+    "judge_human_agreement": "The LLM judge disagrees with the reviewers: do not trust judge_verdicts "
+    "or judge_bad_rate for these rubrics until the rubric or the judge model is fixed."
+}
 
 
 def escape(text: object) -> str:
@@ -65,14 +72,15 @@ def _scope_lines(notices: list[Notice]) -> list[str]:
     ordered = sorted(notices, key=lambda n: (n.scope != "all", -(n.value or 0)))
     lines = []
     for n in ordered:
-        scope = "all traffic" if n.scope == "all" else f"model `{escape(n.scope)}`"
+        num = (lambda v: "n/a" if v is None else f"{v:.3g}") if n.check in PLAIN_VALUES else _num
+        scope = "all traffic" if n.scope == "all" else f"{SCOPE_KINDS.get(n.check, 'model')} `{escape(n.scope)}`"
         if n.kind == RESOLVED:
             lines.append(
-                f"• {scope}: back within threshold {_num(n.threshold)}"
-                + (f" (now {_num(n.value)}, n={n.sample_size})" if n.value is not None else "")
+                f"• {scope}: back within threshold {num(n.threshold)}"
+                + (f" (now {num(n.value)}, n={n.sample_size})" if n.value is not None else "")
             )
         else:
-            lines.append(f"• {scope}: *{_num(n.value)}* vs threshold {_num(n.threshold)} (sample {n.sample_size})")
+            lines.append(f"• {scope}: *{num(n.value)}* vs threshold {num(n.threshold)} (sample {n.sample_size})")
     return lines
 
 
@@ -82,6 +90,8 @@ def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dic
     check, asset = escape(first.check), escape(first.asset)
     head = f"{badge} *{TITLES[kind]}:* `{check}` on `{asset}` for *{hour_label(first.partition)}*"
     body, shown = [head], 0
+    if kind != RESOLVED and first.check in HINTS:
+        body.append(HINTS[first.check])
     for line in _scope_lines(group):
         if len("\n".join(body)) + len(line) > SECTION_TEXT_LIMIT - 60:
             break

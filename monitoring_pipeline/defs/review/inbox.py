@@ -1,4 +1,5 @@
-"""review_inbox_sensor: a new or changed verdict file in the inbox -> load verdicts, recompute quality."""
+"""review_inbox_sensor: a new or changed verdict file in the inbox -> load verdicts, recompute quality
+and the judge's agreement with the reviewers."""
 
 import hashlib
 import json
@@ -18,8 +19,9 @@ def fingerprints(inbox: str) -> dict[str, str]:
     name="review_inbox_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=dg.AssetSelection.assets("review_verdicts", "human_quality"),
-    description="Loads reviewer verdict files dropped into review.inbox_dir and recomputes human_quality.",
+    target=dg.AssetSelection.assets("review_verdicts", "human_quality", "judge_agreement"),
+    description="Loads reviewer verdict files dropped into review.inbox_dir and recomputes human_quality "
+    "and judge_agreement.",
 )
 def review_inbox_sensor(context: dg.SensorEvaluationContext, settings: MonitoringSettings):
     inbox = settings.load().review.inbox_dir

@@ -9,7 +9,7 @@ import os
 import dagster as dg
 
 from monitoring_pipeline.defs.review import redaction
-from monitoring_pipeline.defs.review.export import export_hour, hour_dir
+from monitoring_pipeline.defs.review.export import JUDGE_COLUMNS, export_hour, hour_dir
 from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
 from monitoring_pipeline.lib import markdown
 from monitoring_pipeline.lib.db import one, transaction
@@ -58,8 +58,9 @@ def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
                 {"hour": hour},
             ).fetchall()
         )
-        preview = conn.execute(
-            "SELECT request_id, array_to_string(reasons, ', '), model, prompt, response FROM review_sample "
+        preview = conn.execute(  # the judge's columns: filled on a re-run of a judged hour (export_hour made the table)
+            "SELECT request_id, array_to_string(reasons, ', '), model, prompt, response, j.judge_verdict, "
+            f"j.judge_reason FROM review_sample LEFT JOIN ({JUDGE_COLUMNS}) j USING (request_id) "
             "WHERE hour = $hour ORDER BY priority, request_id LIMIT $n",
             {"hour": hour, "n": review.preview_rows},
         ).fetchall()
@@ -74,7 +75,11 @@ def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
             "by_stratum": dg.MetadataValue.md(markdown.table(["stratum", "rows"], list(by_stratum.items()))),
             **{f"stratum/{s}": n for s, n in by_stratum.items()},
             "preview": dg.MetadataValue.md(
-                markdown.table(["request_id", "reasons", "model", "prompt", "response"], preview, limit=120)
+                markdown.table(
+                    ["request_id", "reasons", "model", "prompt", "response", "judge", "judge's reason"],
+                    preview,
+                    limit=120,
+                )
             ),
             "csv": dg.MetadataValue.path(str(paths["csv"])),
             "jsonl": dg.MetadataValue.path(str(paths["json"])),
