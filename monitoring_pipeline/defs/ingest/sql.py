@@ -1,7 +1,7 @@
 """The SQL that turns an hour's log lines into llm_requests rows and quarantine rows.
 
 Every line is classified in one pass: it gets either a NULL reason (valid) or the first rule it
-breaks. Two parsers feed that classification (CLASSIFIED): read_json with every field as a JSON
+breaks. Two parsers feed that classification (classified()): read_json with every field as a JSON
 column, for the fast pass, and each line read as one VARCHAR and parsed with json_extract, for
 the lines that need a reason and a line number. read_json's ignore_errors turns a bad line into
 an all-NULL row with no text, so it never decides what a bad line is: it only loads valid ones.
@@ -11,7 +11,7 @@ with their line number and join the same stream.
 INSERT_VALID_LINES loads the valid lines of all files at once, in parallel and unnumbered;
 FILE_STATUS then compares each file's lines with its rows. A file's bad lines are classified
 again from their text and numbered by their hash (BAD_LINES, LOCATE_BAD_LINES); a file with an
-undecodable line or a duplicate request_id is staged with exact line numbers instead (STAGE),
+undecodable line or a duplicate request_id is staged with exact line numbers instead (stage()),
 which the decoding offsets and the first-wins rule need. Both parsers are DuckDB's yyjson and
 give the same JSON text per field (test_ingest's edge lines pin this). Were they ever to disagree
 on a line of a file that also has bad lines, its counts would not add up, and the hour is then
@@ -290,7 +290,7 @@ WHERE _staged.reason = 'malformed_json' AND _staged.source_file = f.source_file 
 """
 
 # The first occurrence in file/line order is kept; later ones are quarantined (raw text added by
-# FILL_DUPLICATE_LINES, from the source, since _staged keeps text only for lines already bad).
+# fill_duplicate_lines, from the source, since _staged keeps text only for lines already bad).
 MARK_DUPLICATES = """
 UPDATE _staged SET reason = 'duplicate_request_id'
 FROM (SELECT source_file, seq FROM (
@@ -322,7 +322,7 @@ FROM _staged WHERE reason IS NULL
 # line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
 # settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
-# request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
+# request_id seen twice (`exact`) lose their rows again and are staged exactly (stage()).
 INSERT_VALID_LINES = f"""
 INSERT INTO llm_requests BY NAME
 SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
