@@ -157,3 +157,15 @@ def test_ingest_rendered_sql_matches_the_snapshot():
         SNAPSHOT.write_text(rendered)
     assert rendered == SNAPSHOT.read_text(), "generated SQL changed: review, then regenerate (see above)"
     assert "v_latency_ms" in rendered and "v_4" not in rendered
+
+
+def test_ingest_adds_the_column_of_a_field_the_table_predates(logs, run_hour, query, tmp_path):
+    """A warehouse created before a field joined the contract gets its column on the next run."""
+    with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:
+        conn.execute(sql.LLM_REQUESTS_DDL.replace("response VARCHAR USING COMPRESSION zstd,", ""))
+        assert "response" not in {
+            c for (c,) in conn.execute("SELECT name FROM pragma_table_info('llm_requests')").fetchall()
+        }
+    logs.records([record(0, response="hi there")])
+    ingest(run_hour)
+    assert query("SELECT request_id, response FROM llm_requests") == [("req-10-00000", "hi there")]

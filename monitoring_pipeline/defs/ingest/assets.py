@@ -5,6 +5,7 @@ from typing import NamedTuple
 import dagster as dg
 import duckdb
 
+from monitoring_pipeline.contract import FIELDS
 from monitoring_pipeline.defs.ingest import sql
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
@@ -45,6 +46,13 @@ def _replace_hour(conn: duckdb.DuckDBPyConnection, files: list[str], hour, log) 
         _delete_hour(conn, hour)
         _insert_staged(conn, hour, numbered, unreadable)
     return Replaced(_staged_lines(conn) + len(unreadable), unreadable, len(files) - len(unreadable), reason)
+
+
+def _add_field_columns(conn: duckdb.DuckDBPyConnection) -> None:
+    """Columns for contract fields the table predates (see sql.MISSING_FIELD_COLUMNS)."""
+    by_name = {f.name: f for f in FIELDS}
+    for (name,) in conn.execute(sql.MISSING_FIELD_COLUMNS, {"fields": list(by_name)}).fetchall():
+        conn.execute(sql.add_field_column(by_name[name]))
 
 
 def _delete_hour(conn: duckdb.DuckDBPyConnection, hour) -> None:
@@ -181,6 +189,7 @@ def llm_requests(
     files = logs.files_for_hour(hour)
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
+        _add_field_columns(conn)
         conn.execute(sql.QUARANTINE_DDL)
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
         replaced = _replace_hour(conn, files, hour, context.log)

@@ -44,6 +44,25 @@ CREATE TABLE IF NOT EXISTS llm_requests (
     source_file VARCHAR NOT NULL
 )"""
 
+# A field added to the contract after a warehouse's table was created gets its column appended
+# (inserts go BY NAME, so its place does not matter). Required fields were there from the start.
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "string_list": "VARCHAR[]",
+}
+MISSING_FIELD_COLUMNS = """
+SELECT name FROM unnest($fields) AS f(name)
+WHERE name NOT IN (SELECT column_name FROM duckdb_columns() WHERE table_name = 'llm_requests' AND schema_name = 'main')
+"""
+
+
+def add_field_column(field: Field) -> str:
+    return f'ALTER TABLE llm_requests ADD COLUMN "{field.name}" {SQL_TYPES[field.kind]}'  # names from FIELDS only
+
+
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
     hour TIMESTAMP NOT NULL,
