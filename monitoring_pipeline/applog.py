@@ -87,7 +87,9 @@ def log_request(logger: logging.Logger, **fields) -> None:
     """Validate one model call against the log contract, then log it. Raises ValueError with the
     problems (the same words quarantine would use) instead of writing a line ingest would reject."""
     fields.setdefault("request_id", str(uuid.uuid4()))
-    fields["timestamp"] = _timestamp(fields.get("timestamp") or datetime.now(timezone.utc)).isoformat()
+    when = fields.get("timestamp") or datetime.now(timezone.utc)
+    # a datetime is the app's own clock (naive means UTC); a string is checked as ingest checks it
+    fields["timestamp"] = _timestamp(when).isoformat() if isinstance(when, datetime) else when
     fields.setdefault("safety_flags", [])
     problems = validate_record(fields)
     unknown = set(fields) - set(FIELD_NAMES)

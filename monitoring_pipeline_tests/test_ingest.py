@@ -34,37 +34,54 @@ def test_ingest_valid_lines_become_rows_with_typed_values(logs, run_hour, query)
     assert rows[1][4:7] == ("error", "timeout", None)
 
 
-@pytest.mark.parametrize(
-    "line, reason",
-    [
-        (b'{"request_id": "x", "model": ', "malformed_json"),
-        (b"[1, 2, 3]", "not_a_json_object"),
-        (b"", "empty_line"),
-        (b'{"request_id": "caf\xe9"}', "invalid_utf8"),
-        (json.dumps(record(1, model=None)).encode(), "missing_field:model"),
-        (json.dumps(record(1, timestamp=None)).encode(), "missing_field:timestamp"),
-        (json.dumps(record(1, request_id="")).encode(), "invalid_value:request_id"),
-        (json.dumps(record(1, latency_ms="fast")).encode(), "wrong_type:latency_ms"),
-        (json.dumps(record(1, input_tokens=12.5)).encode(), "wrong_type:input_tokens"),
-        (json.dumps(record(1, output_tokens="50")).encode(), "wrong_type:output_tokens"),
-        (json.dumps(record(1, safety_flags="pii")).encode(), "wrong_type:safety_flags"),
-        (json.dumps(record(1, safety_flags=["pii", 3])).encode(), "wrong_type:safety_flags"),
-        (json.dumps(record(1, feedback=True)).encode(), "wrong_type:feedback"),
-        (json.dumps(record(1, latency_ms=-1)).encode(), "invalid_value:latency_ms"),
-        (json.dumps(record(1, latency_ms=float("nan"))).encode(), "invalid_value:latency_ms"),
-        (json.dumps(record(1, latency_ms=1e400)).encode(), "invalid_value:latency_ms"),
-        (json.dumps(record(1, input_tokens=-3)).encode(), "invalid_value:input_tokens"),
-        (json.dumps(record(1, output_tokens=-3)).encode(), "invalid_value:output_tokens"),
-        (json.dumps(record(1, feedback=0)).encode(), "invalid_value:feedback"),
-        (json.dumps(record(1, feedback=6)).encode(), "invalid_value:feedback"),
-        (json.dumps(record(1, feedback=2**64 - 1)).encode(), "invalid_value:feedback"),  # beyond BIGINT
-        (json.dumps(record(1, status="maybe")).encode(), "invalid_value:status"),
-        (json.dumps(record(1, timestamp="yesterday")).encode(), "invalid_value:timestamp"),
-        (json.dumps(record(1, timestamp="2026-03-01T10:30:00")).encode(), "invalid_value:timestamp"),
-        (json.dumps(record(1, timestamp="2026-03-01T11:00:00+00:00")).encode(), "timestamp_outside_hour"),
-        (json.dumps(record(0)).encode(), "duplicate_request_id"),
-    ],
-)
+# Every bad input kind with the reason ingest gives it; test_contract runs the per-record ones
+# through the app-side validator too, which must give the same first reason.
+BAD_LINES = [
+    (b'{"request_id": "x", "model": ', "malformed_json"),
+    (b"[1, 2, 3]", "not_a_json_object"),
+    (b"", "empty_line"),
+    (b'{"request_id": "caf\xe9"}', "invalid_utf8"),
+    (json.dumps(record(1, model=None)).encode(), "missing_field:model"),
+    (json.dumps(record(1, timestamp=None)).encode(), "missing_field:timestamp"),
+    (json.dumps(record(1, request_id="")).encode(), "invalid_value:request_id"),
+    (json.dumps(record(1, latency_ms="fast")).encode(), "wrong_type:latency_ms"),
+    (json.dumps(record(1, input_tokens=12.5)).encode(), "wrong_type:input_tokens"),
+    (json.dumps(record(1, output_tokens="50")).encode(), "wrong_type:output_tokens"),
+    (json.dumps(record(1, safety_flags="pii")).encode(), "wrong_type:safety_flags"),
+    (json.dumps(record(1, safety_flags=["pii", 3])).encode(), "wrong_type:safety_flags"),
+    (json.dumps(record(1, feedback=True)).encode(), "wrong_type:feedback"),
+    (json.dumps(record(1, latency_ms=-1)).encode(), "invalid_value:latency_ms"),
+    (json.dumps(record(1, latency_ms=float("nan"))).encode(), "invalid_value:latency_ms"),
+    (json.dumps(record(1, latency_ms=1e400)).encode(), "invalid_value:latency_ms"),
+    (json.dumps(record(1, input_tokens=-3)).encode(), "invalid_value:input_tokens"),
+    (json.dumps(record(1, output_tokens=-3)).encode(), "invalid_value:output_tokens"),
+    (json.dumps(record(1, feedback=0)).encode(), "invalid_value:feedback"),
+    (json.dumps(record(1, feedback=6)).encode(), "invalid_value:feedback"),
+    (json.dumps(record(1, feedback=2**64 - 1)).encode(), "invalid_value:feedback"),  # beyond BIGINT
+    (json.dumps(record(1, status="maybe")).encode(), "invalid_value:status"),
+    (json.dumps(record(1, timestamp="yesterday")).encode(), "invalid_value:timestamp"),
+    (json.dumps(record(1, timestamp="2026-03-01T10:30:00")).encode(), "invalid_value:timestamp"),
+    (json.dumps(record(1, timestamp="2026-03-01T11:00:00+00:00")).encode(), "timestamp_outside_hour"),
+    (json.dumps(record(0)).encode(), "duplicate_request_id"),
+    # bounds of the contract: one absurd line must never cost the hour its metrics
+    (json.dumps(record(1, input_tokens=2**63 - 1)).encode(), "invalid_value:input_tokens"),
+    (json.dumps(record(1, input_tokens=2**63)).encode(), "invalid_value:input_tokens"),  # UBIGINT
+    (json.dumps(record(1, output_tokens=2**64)).encode(), "invalid_value:output_tokens"),  # read as a real
+    (json.dumps(record(1, output_tokens=-(2**63) - 1)).encode(), "invalid_value:output_tokens"),
+    (json.dumps(record(1, input_tokens=10**12 + 1)).encode(), "invalid_value:input_tokens"),
+    (json.dumps(record(1, output_length=10**13)).encode(), "invalid_value:output_length"),
+    (json.dumps(record(1, latency_ms=86_400_001)).encode(), "invalid_value:latency_ms"),
+    (json.dumps(record(1, feedback=2**70)).encode(), "invalid_value:feedback"),
+    (json.dumps(record(1, input_tokens=1e3)).encode(), "wrong_type:input_tokens"),
+    (json.dumps(record(1, timestamp="2026-03-01T10:30:00 +00:00")).encode(), "invalid_value:timestamp"),
+    (json.dumps(record(1, timestamp="2026-03-01T24:00:00+00:00")).encode(), "invalid_value:timestamp"),
+    (json.dumps(record(1, timestamp="2026-W09-7T10:30:00Z")).encode(), "invalid_value:timestamp"),
+    (json.dumps(record(1, status="error", latency_ms=-1, model=5)).encode(), "wrong_type:model"),
+    (json.dumps(record(1, feedback=9, input_tokens="1", status=None)).encode(), "missing_field:status"),
+]
+
+
+@pytest.mark.parametrize("line, reason", BAD_LINES)
 def test_ingest_quarantines_each_bad_input_kind_with_its_reason(logs, run_hour, query, line, reason):
     logs.lines([json.dumps(record(0)), line, json.dumps(record(2))])
     meta = ingest(run_hour)

@@ -1,9 +1,11 @@
 """Metrics and their threshold checks, on real materializations."""
 
+import duckdb
 import pytest
 
 from monitoring_pipeline.defs.ingest.assets import llm_requests
-from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+from monitoring_pipeline.defs.metrics.assets import HOURLY_METRICS_DDL, hourly_metrics
+from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS
 from monitoring_pipeline_tests.conftest import PARTITION, record
 
 METRICS = [llm_requests, hourly_metrics]
@@ -187,3 +189,41 @@ def test_check_result_explains_a_model_breach_the_hour_hides(logs, run_hour):
     assert (md["scope"], md["value"], md["threshold"], md["sample_size"]) == ("chat-large", 3200, 3000, 40)
     assert "| code-small | 1000 | 3000 | 160 | ok |" in md["scopes"]
     assert md["breaches"] == [{"scope": "chat-large", "value": 3200, "threshold": 3000, "sample_size": 40}]
+
+
+def test_metrics_an_absurd_token_count_costs_the_hour_nothing(logs, run_hour, query):
+    """A line at 2**63-1 tokens used to be valid and overflow the hour's token sums, so the hour
+    lost its metrics, checks and alerts: now it is quarantined, and the largest valid count sums."""
+    logs.records(
+        [
+            record(0),
+            record(1, input_tokens=10**12, output_tokens=10**12),
+            record(2, input_tokens=2**63 - 1),
+            record(3, output_tokens=2**63 - 1),
+        ]
+    )
+    result = run_hour(assets=METRICS)
+    assert result.success and len(checks(result)) == len(THRESHOLD_CHECKS)
+    assert query("SELECT reason FROM quarantine ORDER BY line_number") == [
+        ("invalid_value:input_tokens",),
+        ("invalid_value:output_tokens",),
+    ]
+    assert query("SELECT requests, input_tokens, total_tokens FROM hourly_metrics") == [
+        (2, 10**12 + 100, 2 * 10**12 + 150)
+    ]
+
+
+def test_metrics_token_sums_are_wide_even_for_rows_beyond_the_contract(logs, run_hour, query, tmp_path):
+    """Defence in depth: rows loaded before the contract had bounds (or by hand) still sum, exactly,
+    and a table created with the old 64-bit columns is widened."""
+    logs.records([record(0), record(1)])
+    run_hour(assets=[llm_requests])
+    with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:
+        conn.execute("UPDATE llm_requests SET input_tokens = $big, output_tokens = $big", {"big": 2**63 - 1})
+        conn.execute(HOURLY_METRICS_DDL.replace("HUGEINT", "BIGINT"))
+    result = run_hour(assets=[hourly_metrics])
+    assert result.success
+    assert query("SELECT input_tokens, total_tokens FROM hourly_metrics") == [(2 * (2**63 - 1), 4 * (2**63 - 1))]
+    assert query(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = 'hourly_metrics' AND column_name = 'total_tokens'"
+    ) == [("HUGEINT",)]

@@ -1,8 +1,11 @@
 """logs -> llm_requests + quarantine: the hour's files, validated in DuckDB, idempotently."""
 
+from typing import NamedTuple
+
 import dagster as dg
 import duckdb
 
+from monitoring_pipeline.contract import FIELDS
 from monitoring_pipeline.defs.ingest import sql
 from monitoring_pipeline.defs.ingest.files import LOG_FINGERPRINT, check_line_lengths, files_gone
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
@@ -20,29 +23,46 @@ class FilesChanged(Exception):
     """The fast pass does not add up (a file grew or changed between its scans)."""
 
 
+class Replaced(NamedTuple):
+    lines_read: int
+    unreadable: list[tuple[str, str]]  # files not read (DuckDB could not, or refused), with the reason
+    exact_path_files: int  # files classified line by line with exact numbers (the slower path)
+    fallback_reason: str  # why the whole hour left the fast path; "" when it did not
+
+
 def _replace_hour(
     conn: duckdb.DuckDBPyConnection, files: list[str], hour, log, refused: list[tuple[str, str]]
-) -> tuple[int, list[tuple[str, str]]]:
-    """Replace the hour's rows in llm_requests and quarantine, in one transaction. Returns the
-    number of lines read and the files DuckDB could not open or decompress (a corrupt .gz, say),
-    which are quarantined whole instead of failing the hour, with the `refused` files (never read)."""
+) -> Replaced:
+    """Replace the hour's rows in llm_requests and quarantine, in one transaction. Files DuckDB
+    could not open or decompress (a corrupt .gz, say) are quarantined whole instead of failing the
+    hour, with the `refused` files (never read). The fast path failing costs the hour about twice
+    the time, and a bug in the generated SQL would make every hour pay it, so it is a warning and
+    shows in the metadata."""
     try:
         with transaction(conn):
             _delete_hour(conn, hour)
             settled, exact = _load_fast(conn, files, hour)
             numbered = _stage_files(conn, exact, hour) if exact else _stage_nothing(conn, hour)
             _insert_staged(conn, hour, numbered, refused)
-            return settled + _staged_lines(conn) + len(refused), refused
+            return Replaced(settled + _staged_lines(conn) + len(refused), refused, len(exact), "")
     except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
-        log.info(f"Staging the hour file by file: {str(err).splitlines()[0][:500]}")
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:500]}"
+        log.warning(f"Staging the hour file by file, off the fast path: {reason}")
     check_line_lengths(files)  # a line over 16 MB is one reason to be here; one past DuckDB's buffer fails the run
     conn.execute("RESET preserve_insertion_order")  # in case the RESET in _load_fast met an aborted transaction
-    unreadable, numbered = _stage(conn, files, hour)
-    unreadable = [*unreadable, *refused]
+    unread, numbered = _stage(conn, files, hour)
+    unreadable = [*unread, *refused]
     with transaction(conn):
         _delete_hour(conn, hour)
         _insert_staged(conn, hour, numbered, unreadable)
-    return _staged_lines(conn) + len(unreadable), unreadable
+    return Replaced(_staged_lines(conn) + len(unreadable), unreadable, len(files) - len(unread), reason)
+
+
+def _add_field_columns(conn: duckdb.DuckDBPyConnection) -> None:
+    """Columns for contract fields the table predates (see sql.MISSING_FIELD_COLUMNS)."""
+    by_name = {f.name: f for f in FIELDS}
+    for (name,) in conn.execute(sql.MISSING_FIELD_COLUMNS, {"fields": list(by_name)}).fetchall():
+        conn.execute(sql.add_field_column(by_name[name]))
 
 
 def _delete_hour(conn: duckdb.DuckDBPyConnection, hour) -> None:
@@ -113,7 +133,7 @@ def _stage_nothing(conn: duckdb.DuckDBPyConnection, hour) -> bool:
         "CREATE OR REPLACE TEMP TABLE _numbered (source_file VARCHAR, line_number BIGINT,"
         " line VARCHAR, read_error VARCHAR)"
     )
-    conn.execute(sql.STAGE.format(source=sql.NUMBERED_LINES), {"hour": hour})
+    conn.execute(sql.stage(sql.NUMBERED_LINES), {"hour": hour})
     return True
 
 
@@ -122,7 +142,7 @@ def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> boo
     rules that need more than one line. Returns whether _staged.seq is already the line number."""
     params = {"files": files, "hour": hour}
     conn.execute(sql.DROP_REJECTS)
-    conn.execute(sql.STAGE.format(source=sql.SCAN_LINES), params)
+    conn.execute(sql.stage(sql.SCAN_LINES), params)
     source, numbered = sql.SCAN_LINES, False
     if one(conn, "SELECT count(*) FROM _rejects")[0]:
         # Lines DuckDB could not decode: number every line exactly, then classify again.
@@ -130,13 +150,13 @@ def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> boo
         conn.execute(sql.READ_LINES, {"files": files})
         conn.execute(sql.NUMBER_LINES)
         source, numbered, params = sql.NUMBERED_LINES, True, {"hour": hour}
-        conn.execute(sql.STAGE.format(source=source), params)
+        conn.execute(sql.stage(source), params)
     conn.execute(sql.MARK_TRUNCATED)
     conn.execute(sql.MARK_DUPLICATES)
     if one(conn, "SELECT count(*) FROM _staged WHERE reason = 'duplicate_request_id'")[0]:
         if not numbered:
             conn.execute(sql.DROP_REJECTS)
-        conn.execute(sql.FILL_DUPLICATE_LINES.format(source=source), {k: v for k, v in params.items() if k == "files"})
+        conn.execute(sql.fill_duplicate_lines(source), {k: v for k, v in params.items() if k == "files"})
     return numbered
 
 
@@ -180,6 +200,7 @@ def llm_requests(
     files = listing.files
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
+        _add_field_columns(conn)
         conn.execute(sql.QUARANTINE_DDL)
         gone = files_gone(conn, hour, listing.names)
         if gone and context.run.tags.get(ALLOW_DELETED_FILES, "").lower() != "true":
@@ -197,7 +218,8 @@ def llm_requests(
                 f"{name} is gone from {logs.hour_dir(hour)}: its {rows} rows are dropped ({ALLOW_DELETED_FILES})"
             )
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
-        lines_read, unreadable = _replace_hour(conn, files, hour, context.log, listing.refused)
+        replaced = _replace_hour(conn, files, hour, context.log, listing.refused)
+        lines_read, unreadable = replaced.lines_read, replaced.unreadable
         ingested, quarantined = one(
             conn,
             "SELECT (SELECT count(*) FROM llm_requests WHERE hour = $hour),"
@@ -234,6 +256,9 @@ def llm_requests(
             **({LOG_FINGERPRINT: listing.fingerprint} if listing.fingerprint else {}),
             "log_files": listing.names,
             **({"files_gone": gone} if gone else {}),
+            "exact_path_files": replaced.exact_path_files,
+            "fast_path_fallback": int(bool(replaced.fallback_reason)),
+            "fallback_reason": replaced.fallback_reason,
         },
         check_results=[
             check_result(

@@ -1,7 +1,7 @@
 """The SQL that turns an hour's log lines into llm_requests rows and quarantine rows.
 
 Every line is classified in one pass: it gets either a NULL reason (valid) or the first rule it
-breaks. Two parsers feed that classification (CLASSIFIED): read_json with every field as a JSON
+breaks. Two parsers feed that classification (classified()): read_json with every field as a JSON
 column, for the fast pass, and each line read as one VARCHAR and parsed with json_extract, for
 the lines that need a reason and a line number. read_json's ignore_errors turns a bad line into
 an all-NULL row with no text, so it never decides what a bad line is: it only loads valid ones.
@@ -11,14 +11,15 @@ with their line number and join the same stream.
 INSERT_VALID_LINES loads the valid lines of all files at once, in parallel and unnumbered;
 FILE_STATUS then compares each file's lines with its rows. A file's bad lines are classified
 again from their text and numbered by their hash (BAD_LINES, LOCATE_BAD_LINES); a file with an
-undecodable line or a duplicate request_id is staged with exact line numbers instead (STAGE),
+undecodable line or a duplicate request_id is staged with exact line numbers instead (stage()),
 which the decoding offsets and the first-wins rule need. Both parsers are DuckDB's yyjson and
 give the same JSON text per field (test_ingest's edge lines pin this). Were they ever to disagree
 on a line of a file that also has bad lines, its counts would not add up, and the hour is then
 staged exactly.
 """
 
-from monitoring_pipeline.contract import FIELDS, RAW_LINE_CAP
+from monitoring_pipeline.contract import FIELDS, RAW_LINE_CAP, TIMESTAMP_FORMAT, Field
+from monitoring_pipeline.lib.db import quote_literal
 
 LLM_REQUESTS_DDL = """
 CREATE TABLE IF NOT EXISTS llm_requests (
@@ -42,6 +43,25 @@ CREATE TABLE IF NOT EXISTS llm_requests (
     response VARCHAR USING COMPRESSION zstd,
     source_file VARCHAR NOT NULL
 )"""
+
+# A field added to the contract after a warehouse's table was created gets its column appended
+# (inserts go BY NAME, so its place does not matter). Required fields were there from the start.
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "string_list": "VARCHAR[]",
+}
+MISSING_FIELD_COLUMNS = """
+SELECT name FROM unnest($fields) AS f(name)
+WHERE name NOT IN (SELECT column_name FROM duckdb_columns() WHERE table_name = 'llm_requests' AND schema_name = 'main')
+"""
+
+
+def add_field_column(field: Field) -> str:
+    return f'ALTER TABLE llm_requests ADD COLUMN "{field.name}" {SQL_TYPES[field.kind]}'  # names from FIELDS only
+
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -102,64 +122,67 @@ FROM rejected
 """
 
 
-def _path(name: str) -> str:
-    return f"$.{name}"
+def _literal(text: str) -> str:
+    return quote_literal(text)  # constants of the contract only; values from lines are never spliced in
 
 
-def _decoded(kind: str, i: int) -> str | None:
-    """Field i's value decoded once from its JSON text v_i, for the rules and the typed columns
+def _decoded(field: Field) -> str | None:
+    """A field's value decoded once from its JSON text v_<name>, for the rules and the typed columns
     alike (each decode costs a pass over the text: strings are unescaped, numbers parsed)."""
-    if kind in ("string", "status", "timestamp"):
-        return f"CASE WHEN t_{i} = 'VARCHAR' THEN v_{i} ->> '$' END"
-    if kind in ("integer", "stars", "number"):
-        return f"try_cast(v_{i} AS {'DOUBLE' if kind == 'number' else 'BIGINT'})"
+    v, t = f"v_{field.name}", f"t_{field.name}"
+    if field.kind in ("string", "timestamp"):
+        return f"CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' END"
+    if field.kind in ("integer", "number"):
+        return f"try_cast({v} AS {'DOUBLE' if field.kind == 'number' else 'BIGINT'})"
     return None  # string_list: read from its JSON text
 
 
-def _type_ok(kind: str, i: int) -> str:
-    v, t, d = f"v_{i}", f"t_{i}", f"d_{i}"
+def _type_ok(field: Field) -> str:
+    v, t = f"v_{field.name}", f"t_{field.name}"
     return {
         "string": f"{t} = 'VARCHAR'",
         "timestamp": f"{t} = 'VARCHAR'",
-        "status": f"{t} = 'VARCHAR'",
         "number": f"{t} IN ('BIGINT', 'UBIGINT', 'DOUBLE')",
-        "integer": f"{t} IN ('BIGINT', 'UBIGINT') AND {d} IS NOT NULL",
-        "stars": f"{t} IN ('BIGINT', 'UBIGINT')",
+        # an integer beyond 64 bits is read as a DOUBLE: told apart from a real by its digits,
+        # so that it is an invalid value (too big) here as it is in Python, not a wrong type
+        "integer": f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND regexp_full_match({v}, '-?[0-9]+')))",
         "string_list": f"{t} = 'ARRAY' AND list_bool_and(list_transform(coalesce(json_type({v}, '$[*]'), []), lambda t: t = 'VARCHAR')) IS NOT FALSE",
-    }[kind]
+    }[field.kind]
 
 
-def _value_ok(field, i: int) -> str | None:
-    d = f"d_{i}"
-    return {
-        # an explicit offset, so that no session time zone decides what the time was
-        "timestamp": f"regexp_matches({d}, '(Z|z|[+-]\\d\\d:?\\d\\d)$') AND ts IS NOT NULL",
-        "number": f"{d} >= 0 AND isfinite({d})",  # no NaN, no Infinity
-        "integer": f"{d} >= 0",
-        "stars": f"coalesce({d} BETWEEN 1 AND 5, false)",  # NULL: beyond BIGINT
-        "status": f"{d} IN ('ok', 'error')",
-        "string": f"{d} <> ''" if field.name == "request_id" else None,
-    }.get(field.kind)
+def _value_ok(field: Field) -> str | None:
+    d = f"d_{field.name}"
+    if field.kind in ("number", "integer"):
+        # NULL (an integer beyond BIGINT) is out of bounds; NaN is above every number in DuckDB
+        return f"coalesce({d} BETWEEN {field.minimum} AND {field.maximum}, false)"
+    if field.kind == "timestamp":
+        return f"regexp_full_match({d}, {_literal(TIMESTAMP_FORMAT)}) AND ts IS NOT NULL"
+    if field.kind == "string" and field.choices:
+        return f"{d} IN ({', '.join(_literal(c) for c in field.choices)})"
+    if field.kind == "string" and field.nonempty:
+        return f"{d} <> ''"
+    return None
 
 
-def _present(i: int) -> str:
-    """Field i holds a non-null value. Every test below is a plain predicate that cannot raise
+def _present(field: Field) -> str:
+    """The field holds a non-null value. Every test below is a plain predicate that cannot raise
     (types come from t, decoding uses try_cast), so rules are ANDs and ORs, not nested CASEs."""
-    return f"t_{i} IS NOT NULL AND t_{i} <> 'NULL'"
+    return f"t_{field.name} IS NOT NULL AND t_{field.name} <> 'NULL'"
 
 
 def _rules() -> list[tuple[str, str]]:
-    """(condition that breaks the rule, reason), in the order a reader fixing the line would want them."""
+    """(condition that breaks the rule, reason), in contract.PROBLEM_ORDER, as validate_record
+    reports them: the first is the reason a reader fixing the line wants."""
     rules = []
-    for i, f in enumerate(FIELDS, start=1):
+    for f in FIELDS:
         if f.required:
-            rules.append((f"t_{i} IS NULL OR t_{i} = 'NULL'", f"missing_field:{f.name}"))
-    for i, f in enumerate(FIELDS, start=1):
-        rules.append((f"{_present(i)} AND NOT ({_type_ok(f.kind, i)})", f"wrong_type:{f.name}"))
-    for i, f in enumerate(FIELDS, start=1):
-        check = _value_ok(f, i)
+            rules.append((f"t_{f.name} IS NULL OR t_{f.name} = 'NULL'", f"missing_field:{f.name}"))
+    for f in FIELDS:
+        rules.append((f"{_present(f)} AND NOT ({_type_ok(f)})", f"wrong_type:{f.name}"))
+    for f in FIELDS:
+        check = _value_ok(f)
         if check:
-            rules.append((f"{_present(i)} AND NOT ({check})", f"invalid_value:{f.name}"))
+            rules.append((f"{_present(f)} AND NOT ({check})", f"invalid_value:{f.name}"))
     return rules
 
 
@@ -167,12 +190,8 @@ def _reason_cases() -> str:
     """Lines that pass every rule (nearly all) are settled by one predicate; only the others are
     walked through the rules one by one to find the first they break."""
     passes = " AND ".join(f"({cond}) IS NOT TRUE" for cond, _ in _rules())
-    cases = [f"WHEN {passes} THEN NULL"] + [f"WHEN {cond} THEN '{reason}'" for cond, reason in _rules()]
+    cases = [f"WHEN {passes} THEN NULL"] + [f"WHEN {cond} THEN {_literal(reason)}" for cond, reason in _rules()]
     return "\n            ".join(cases)
-
-
-def _index(name: str) -> int:
-    return [f.name for f in FIELDS].index(name) + 1
 
 
 def _json_type(v: str) -> str:
@@ -182,14 +201,12 @@ def _json_type(v: str) -> str:
 
 
 def _field_columns(values: list[str]) -> str:
-    """One column per field (v_i its JSON text, t_i its JSON type): the ~40 tests below read
-    columns instead of extracting list elements again and again (about a quarter faster)."""
-    return ", ".join(f"{v} AS v_{i}, {_json_type(v)} AS t_{i}" for i, v in enumerate(values, start=1))
+    """One column per field (v_<name> its JSON text, t_<name> its JSON type): the ~40 tests below
+    read columns instead of extracting list elements again and again (about a quarter faster)."""
+    return ", ".join(f"{v} AS v_{f.name}, {_json_type(v)} AS t_{f.name}" for f, v in zip(FIELDS, values, strict=True))
 
 
-_DECODED_COLUMNS = ", ".join(
-    f"{decoded} AS d_{i}" for i, f in enumerate(FIELDS, start=1) if (decoded := _decoded(f.kind, i))
-)
+_DECODED_COLUMNS = ", ".join(f"{decoded} AS d_{f.name}" for f in FIELDS if (decoded := _decoded(f)))
 
 
 # The lines of the hour's files in one scan, in file order: `seq` counts lines across files, so a
@@ -203,34 +220,36 @@ SELECT filename AS source_file, row_number() OVER () AS seq, line, NULL::VARCHAR
 NUMBERED_LINES = "SELECT source_file, line_number AS seq, line, read_error FROM _numbered"
 
 
-def _typed(kind: str, i: int) -> str:
+def _typed(field: Field) -> str:
     """A valid line's value for llm_requests, from the decoded value (or, for lists, the JSON text)."""
-    if kind == "stars":
-        return f"d_{i}::TINYINT"
-    if kind == "string_list":
-        return f"coalesce(try_cast(v_{i} AS VARCHAR[]), [])"
-    return f"d_{i}"
+    if field.kind == "string_list":
+        return f"coalesce(try_cast(v_{field.name} AS VARCHAR[]), [])"
+    return f"d_{field.name}"
 
 
 _TYPED_COLUMNS = ",\n        ".join(
-    f"CASE WHEN reason IS NULL THEN {_typed(f.kind, i)} END AS {f.name}"
-    for i, f in enumerate(FIELDS, start=1)
-    if f.name != "timestamp"
+    f"CASE WHEN reason IS NULL THEN {_typed(f)} END AS {f.name}" for f in FIELDS if f.name != "timestamp"
 )
 
-# A line's fields, parsed once: json_extract of every field from the line's text (try() makes bad
-# JSON a NULL, not an error)...
-_TEXT_FIELDS = f"""
+_PATHS = "[" + ", ".join(_literal(f"$.{f.name}") for f in FIELDS) + "]"
+
+
+def _text_fields(source: str) -> str:
+    """A line's fields, parsed once: json_extract of every field from the text of the lines that
+    `source` gives (try() makes bad JSON a NULL, not an error)..."""
+    return f"""
 SELECT source_file, seq, line, read_error, v IS NOT NULL AS parsed,
        {_field_columns([f"v[{i}]" for i in range(1, len(FIELDS) + 1)])}
-FROM (SELECT source_file, seq, line, read_error, try(json_extract(line, {[_path(f.name) for f in FIELDS]!r})) AS v
-      FROM ({{source}}))
+FROM (SELECT source_file, seq, line, read_error, try(json_extract(line, {_PATHS})) AS v
+      FROM ({source}))
 """
+
+
 # ... or, for the fast pass, read_json's own parser with every field as a JSON column: the same
 # yyjson parse and the same JSON text per field as json_extract gives (a line it cannot parse, a
 # JSON array or scalar, becomes an all-NULL row, which the rules reject), in a third of the time
 # of splitting lines and parsing them again. It skips blank lines; ingest counts lines separately.
-_JSON_COLUMNS = "{" + ", ".join(f"'{f.name}': 'JSON'" for f in FIELDS) + "}"
+_JSON_COLUMNS = "{" + ", ".join(f"{_literal(f.name)}: 'JSON'" for f in FIELDS) + "}"
 _JSON_FIELDS = f"""
 SELECT filename AS source_file, NULL::BIGINT AS seq, NULL::VARCHAR AS line, NULL::VARCHAR AS read_error,
        true AS parsed, {_field_columns([f'"{f.name}"' for f in FIELDS])}
@@ -247,7 +266,7 @@ def _classified(fields: str) -> str:
 WITH fields AS ({fields}),
 decoded AS (SELECT *, {_DECODED_COLUMNS} FROM fields),
 timed AS (  -- the timestamp parsed once, for its rule and for the column
-    SELECT *, try_cast(d_{_index("timestamp")} AS TIMESTAMPTZ) AS ts FROM decoded
+    SELECT *, try_cast(d_timestamp AS TIMESTAMPTZ) AS ts FROM decoded
 ),
 checked AS (
     SELECT *, CASE
@@ -255,7 +274,7 @@ checked AS (
             WHEN NOT parsed AND (line IS NULL OR trim(line) = '') THEN 'empty_line'  -- trim copies: bad lines only
             WHEN NOT parsed THEN 'malformed_json'
             -- a valid JSON array or scalar has none of the fields; only then is the line's type looked at
-            WHEN CASE WHEN v_{_index("request_id")} IS NULL AND v_{_index("timestamp")} IS NULL
+            WHEN CASE WHEN v_request_id IS NULL AND v_timestamp IS NULL
                       THEN json_type(line) <> 'OBJECT' ELSE false END THEN 'not_a_json_object'
             {_reason_cases()}
         END AS rule_broken
@@ -280,8 +299,14 @@ FROM judged
 """
 
 
-CLASSIFIED = _classified(_TEXT_FIELDS)  # {source}: the lines, as SCAN_LINES and the like give them
-STAGE = "CREATE OR REPLACE TEMP TABLE _staged AS " + CLASSIFIED
+def classified(source: str) -> str:
+    """The lines that `source` gives (SCAN_LINES and the like), classified from their text."""
+    return _classified(_text_fields(source))
+
+
+def stage(source: str) -> str:
+    return "CREATE OR REPLACE TEMP TABLE _staged AS " + classified(source)
+
 
 # A bad line that is its file's last is most likely cut off by a writer that had not finished.
 MARK_TRUNCATED = """
@@ -291,7 +316,7 @@ WHERE _staged.reason = 'malformed_json' AND _staged.source_file = f.source_file 
 """
 
 # The first occurrence in file/line order is kept; later ones are quarantined (raw text added by
-# FILL_DUPLICATE_LINES, from the source, since _staged keeps text only for lines already bad).
+# fill_duplicate_lines, from the source, since _staged keeps text only for lines already bad).
 MARK_DUPLICATES = """
 UPDATE _staged SET reason = 'duplicate_request_id'
 FROM (SELECT source_file, seq FROM (
@@ -301,16 +326,21 @@ FROM (SELECT source_file, seq FROM (
       WHERE n > 1) d
 WHERE _staged.source_file = d.source_file AND _staged.seq = d.seq
 """
-FILL_DUPLICATE_LINES = f"""
+
+
+def fill_duplicate_lines(source: str) -> str:
+    return f"""
 UPDATE _staged SET line = left(src.line, {RAW_LINE_CAP})
-FROM ({{source}}) src
+FROM ({source}) src
 WHERE _staged.reason = 'duplicate_request_id' AND _staged.source_file = src.source_file AND _staged.seq = src.seq
 """
 
-_REQUEST_COLUMNS = ", ".join(f.name for f in FIELDS if f.name not in ("request_id", "timestamp"))
+
+# BY NAME: the table's column order (a column added to an existing table goes last) never matters.
+_REQUEST_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS)
 INSERT_REQUESTS = f"""
-INSERT INTO llm_requests
-SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+INSERT INTO llm_requests BY NAME
+SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
 FROM _staged WHERE reason IS NULL
 """
 
@@ -318,10 +348,10 @@ FROM _staged WHERE reason IS NULL
 # line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
 # settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
-# request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
+# request_id seen twice (`exact`) lose their rows again and are staged exactly (stage()).
 INSERT_VALID_LINES = f"""
-INSERT INTO llm_requests
-SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+INSERT INTO llm_requests BY NAME
+SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
 FROM ({_classified(_JSON_FIELDS)}) WHERE reason IS NULL
 """
 COUNT_LINES = f"""
@@ -356,7 +386,7 @@ WHERE coalesce(regexp_extract(line, '"request_id"\\s*:\\s*"([^"\\\\]*)"', 1), ''
 """
 BAD_LINES = f"""
 CREATE OR REPLACE TEMP TABLE _bad_lines AS
-SELECT source_file, line_hash, reason, line FROM ({CLASSIFIED.format(source=SUSPECT_LINES)})
+SELECT source_file, line_hash, reason, line FROM ({classified(SUSPECT_LINES)})
 WHERE reason IS NOT NULL
 """
 # ... and numbered by a scan that only numbers and hashes lines (no parse): the k-th bad line

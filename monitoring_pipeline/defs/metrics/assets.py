@@ -17,9 +17,9 @@ METRIC_COLUMNS = """
     latency_p50_ms DOUBLE,
     latency_p95_ms DOUBLE,
     latency_p99_ms DOUBLE,
-    input_tokens BIGINT NOT NULL,
-    output_tokens BIGINT NOT NULL,
-    total_tokens BIGINT NOT NULL,
+    input_tokens HUGEINT NOT NULL,  -- 128-bit: no line, however absurd, overflows an hour's sum
+    output_tokens HUGEINT NOT NULL,
+    total_tokens HUGEINT NOT NULL,
     cost_usd DOUBLE NOT NULL,
     feedback_count BIGINT NOT NULL,
     feedback_avg DOUBLE,
@@ -37,9 +37,9 @@ AGGREGATES = """
     quantile_cont(latency_ms, 0.50) AS latency_p50_ms,
     quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
     quantile_cont(latency_ms, 0.99) AS latency_p99_ms,
-    coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens,
-    coalesce(sum(input_tokens + output_tokens), 0) AS total_tokens,
+    coalesce(sum(input_tokens::HUGEINT), 0) AS input_tokens,
+    coalesce(sum(output_tokens::HUGEINT), 0) AS output_tokens,
+    coalesce(sum(input_tokens::HUGEINT + output_tokens), 0) AS total_tokens,
     coalesce(sum(input_tokens * coalesce(p.input_per_mtok, $default_in)
                  + output_tokens * coalesce(p.output_per_mtok, $default_out)) / 1e6, 0) AS cost_usd,
     count(feedback) AS feedback_count,
@@ -52,6 +52,20 @@ LEFT JOIN (SELECT unnest($models) AS model, unnest($in_prices) AS input_per_mtok
                   unnest($out_prices) AS output_per_mtok) p USING (model)
 WHERE r.hour = $hour
 """
+
+WIDE_COLUMNS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def _widen(conn, table: str) -> None:
+    """Tables created before the token sums were 128-bit get their columns widened once."""
+    narrow = conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = $t AND schema_name = 'main'"
+        " AND data_type = 'BIGINT' AND list_contains($wide, column_name)",
+        {"t": table, "wide": list(WIDE_COLUMNS)},
+    ).fetchall()
+    for (column,) in narrow:  # names from WIDE_COLUMNS only
+        conn.execute(f"ALTER TABLE {table} ALTER {column} TYPE HUGEINT")
+
 
 PLOTTED = (
     "requests",
@@ -104,6 +118,8 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
     with warehouse.get_connection() as conn:
         conn.execute(HOURLY_METRICS_DDL)
         conn.execute(HOURLY_MODEL_METRICS_DDL)
+        _widen(conn, "hourly_metrics")
+        _widen(conn, "hourly_model_metrics")
         with transaction(conn):
             conn.execute("DELETE FROM hourly_metrics WHERE hour = $hour", {"hour": hour})
             conn.execute("DELETE FROM hourly_model_metrics WHERE hour = $hour", {"hour": hour})
