@@ -29,6 +29,7 @@ class Notice:
     threshold: float | None
     sample_size: int | None
     silenced_by: str | None = None  # the silence that muted it
+    window: str | None = None  # what an unpartitioned check judged (e.g. human_bad_rate's trailing hours)
 
     @property
     def critical(self) -> bool:
@@ -62,6 +63,11 @@ def _failing_scopes(evaluation: Evaluation) -> dict[str, dict]:
     if breaches:
         return {b["scope"]: b for b in breaches}
     return {"all": {"value": md.get("value"), "threshold": md.get("threshold"), "sample_size": md.get("sample_size")}}
+
+
+def _window(evaluation: Evaluation) -> str | None:
+    window = evaluation.metadata.get("window")
+    return str(window) if window else None
 
 
 def apply(
@@ -138,6 +144,7 @@ def apply(
                     figures.get("threshold"),
                     figures.get("sample_size"),
                     silenced_by,
+                    _window(evaluation),
                 )
             )
 
@@ -163,6 +170,7 @@ def apply(
                 md.get("threshold"),
                 md.get("sample_size") if scope == "all" else None,
                 silenced_by,
+                _window(evaluation),
             )
         )
     return notices

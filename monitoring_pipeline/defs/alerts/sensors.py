@@ -15,7 +15,7 @@ from monitoring_pipeline.config import MonitoringConfig
 from monitoring_pipeline.defs.alerts import outbox
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.incidents import Notice, active_silences, apply
-from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, simple_message
+from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, run_link, simple_message
 from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET, FinishedRun, finished_runs
 from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, MonitoringSettings
@@ -53,7 +53,7 @@ def record_run(
                     else []
                 ),
             ],
-            f"{config.alerts.dagster_url.rstrip('/')}/runs/{run.run_id}",
+            run_link(config.alerts.dagster_url, run.run_id),
         )
         new += outbox.record(
             conn,
@@ -70,7 +70,7 @@ def record_run(
         channel = config.alerts.critical_channel if n.critical else config.alerts.channel
         by_channel[(channel, n.silenced_by is not None)].append(n)
     for (channel, muted), group in sorted(by_channel.items()):
-        text, blocks = checks_message(group, config.alerts.dagster_url, title)
+        text, blocks = checks_message(group, config.alerts.dagster_url, title, run.run_id)
         if muted:
             text = "MUTED (not posted): " + "; ".join(sorted({n.silenced_by or "" for n in group})) + " | " + text
         new += (
