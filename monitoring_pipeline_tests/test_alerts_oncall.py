@@ -4,10 +4,12 @@ alert_incidents asset. Real runs on real instances and the real sensor."""
 
 from datetime import timedelta
 
+import dagster as dg
+
 from monitoring_pipeline.defs.alerts.messages import asset_link, run_link
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
-from monitoring_pipeline_tests.conftest import HOUR
-from monitoring_pipeline_tests.test_alerts import hour_with, tick
+from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR
+from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
 
 URL = "http://dagster.example:3000/"
 
@@ -44,3 +46,27 @@ def test_missing_logs_alert_links_each_missing_hour(logs, resources, instance, s
             f"/assets/llm_requests?view=partitions&partition=2026-03-01-{hour}%3A00|2026-03-01 {hour}:00 UTC>" in links
         )
     assert "10%3A00" not in links
+
+
+def test_run_cursor_from_another_instance_is_dropped_not_obeyed(logs, resources, instance, slack, tmp_path):
+    """DAGSTER_HOME reset (or moved to Postgres) while MONITORING_ALERTS_DB stays: the new instance's
+    runs alert; before, the old instance's cursor (further along) skipped them all."""
+    later = [HOUR + timedelta(hours=i) for i in range(3)]
+    for hour in later[:2]:  # the old instance: two healthy hours, so its cursor is far along
+        hour_with(logs, hour)
+        dg.materialize(ALL_ASSETS, partition_key=key(hour), resources=resources, instance=instance)
+    tick(resources, instance, HOUR + timedelta(hours=2, minutes=10))
+    assert slack.posted() == []
+
+    with dg.instance_for_test() as fresh:
+        hour_with(logs, later[2], errors=5)
+        dg.materialize(ALL_ASSETS, partition_key=key(later[2]), resources=resources, instance=fresh)
+        summary = tick(resources, fresh, HOUR + timedelta(hours=3, minutes=10))
+        assert "run cursor reset" in summary
+        [message] = slack.posted()
+        assert "error_rate" in message["text"] and "2026-03-01 12:00 UTC" in message["text"]
+        # the cursor now belongs to the fresh instance: the next tick reads nothing again
+        assert "0 run(s) read" in tick(resources, fresh, HOUR + timedelta(hours=3, minutes=11))
+    # back on the old instance, nothing alerted twice
+    tick(resources, instance, HOUR + timedelta(hours=3, minutes=12))
+    assert len(slack.posted()) == 1

@@ -143,7 +143,10 @@ def slack_alert_sensor(
         outbox.ensure(conn)
         # The run cursor lives in the notification log, written in the same transaction as what the
         # runs produced: a crash re-reads nothing twice and skips nothing.
-        runs, next_cursor = finished_runs(context.instance, outbox.get_cursor(conn, "runs"))
+        runs, next_cursor, reset = finished_runs(context.instance, outbox.get_cursor(conn, "runs"))
+        if reset:
+            # Runs already alerted on are in processed_runs: starting over repeats no alert.
+            context.log.warning(f"Run cursor reset: {reset}; reading this instance's runs from the start")
         with transaction(conn):
             silences = active_silences(conn, config, now)
             new = 0
@@ -158,6 +161,8 @@ def slack_alert_sensor(
         f"{len(runs)} run(s) read, {new} new message(s), {sent} delivered to "
         f"{alert_delivery.destination(config.alerts.dry_run_file)}, {waiting} waiting"
     )
+    if reset:
+        summary += "; run cursor reset (new Dagster instance)"
     if error:
         context.log.error(f"Alert delivery failed, will retry: {error}")
         summary += f"; last error: {error}"
