@@ -5,6 +5,7 @@ alert_incidents asset. Real runs on real instances and the real sensor."""
 from datetime import timedelta
 
 import dagster as dg
+import duckdb
 
 from monitoring_pipeline.defs.alerts.messages import asset_link, run_link
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
@@ -70,3 +71,88 @@ def test_run_cursor_from_another_instance_is_dropped_not_obeyed(logs, resources,
     # back on the old instance, nothing alerted twice
     tick(resources, instance, HOUR + timedelta(hours=3, minutes=12))
     assert len(slack.posted()) == 1
+
+
+def incidents(resources):
+    with duckdb.connect(str(resources["alert_state"].path), read_only=True) as conn:
+        return conn.execute(
+            "SELECT check_name, scope, state, first_partition, last_partition, last_notified_at IS NOT NULL"
+            " FROM incidents ORDER BY ALL"
+        ).fetchall()
+
+
+def statuses(resources):
+    with duckdb.connect(str(resources["alert_state"].path), read_only=True) as conn:
+        return conn.execute("SELECT kind, status, payload->>'text' FROM notifications ORDER BY seq").fetchall()
+
+
+def test_resolved_incident_does_not_reopen_from_a_rerun_of_an_older_or_the_same_hour(
+    logs, run_hour, resources, instance, slack
+):
+    bad, good = HOUR, HOUR + timedelta(hours=1)
+    hour_with(logs, bad, errors=5, unsafe=1)
+    run_hour(key(bad))
+    tick(resources, instance, bad + timedelta(hours=1, minutes=10))  # firing (+ CRITICAL)
+    hour_with(logs, good)
+    run_hour(key(good))
+    tick(resources, instance, good + timedelta(hours=1, minutes=10))  # resolved
+    assert len(slack.posted()) == 4  # firing and resolved, warning and critical
+    run_hour(key(bad))  # the demo re-run: the older, failing hour again
+    tick(resources, instance, good + timedelta(hours=1, minutes=20))
+    assert len(slack.posted()) == 4
+    assert {state for _, _, state, *_ in incidents(resources)} == {"resolved"}
+
+
+def test_hour_older_than_page_max_age_is_recorded_not_posted(logs, run_hour, resources, instance, slack):
+    hour_with(logs, HOUR, errors=5, unsafe=1)
+    run_hour(key(HOUR))
+    now = HOUR + timedelta(hours=8)  # 10:00 closed 7 h ago; page_max_age_hours is 6
+    assert "0 new message(s)" in tick(resources, instance, now)
+    assert slack.posted() == []
+    assert ("error_rate", "all", "firing", "2026-03-01-10:00", "2026-03-01-10:00", False) in incidents(resources)
+    assert {(kind, status) for kind, status, _ in statuses(resources)} == {("checks", "history")}
+    assert all("closed more than 6 h before" in text for *_, text in statuses(resources))
+
+    current = HOUR + timedelta(hours=7)  # still failing now: announced, since nobody was told yet
+    hour_with(logs, current, errors=5)
+    run_hour(key(current))
+    tick(resources, instance, current + timedelta(hours=1, minutes=10))
+    [message] = slack.posted()
+    assert message["text"].startswith("Monitoring: 1 firing") and "17:00 UTC" in message["text"]
+
+
+def test_backfill_posts_one_summary_and_never_pages(logs, resources, instance, slack):
+    hours = [HOUR + timedelta(hours=i) for i in range(3)]
+    for i, hour in enumerate(hours):
+        hour_with(logs, hour, errors=5 if i < 2 else 0, unsafe=1 if i == 0 else 0)
+        dg.materialize(
+            ALL_ASSETS,
+            partition_key=key(hour),
+            resources=resources,
+            instance=instance,
+            tags={"dagster/backfill": "bf1"},
+        )
+    tick(resources, instance, hours[-1] + timedelta(hours=1, minutes=10))
+    tick(resources, instance, hours[-1] + timedelta(hours=1, minutes=11))
+    [message] = slack.posted()
+    assert message["channel"] == "#llm-alerts" and "<!here>" not in message["text"]
+    assert message["text"].startswith(
+        "Backfill bf1 of 3 hour(s) done: 4 incident(s), none current"
+    )  # 2 checks x (all, chat-large)
+    assert "2026-03-01 10:00 UTC .. 2026-03-01 12:00 UTC" in message["text"]
+    assert "/runs/b/bf1?tab=runs" in str(message["blocks"])
+    # each hour's check messages are recorded (10:00 warn + critical, 11:00, 12:00 resolving both), none told
+    assert {(kind, status) for kind, status, _ in statuses(resources)} == {("checks", "history"), ("backfill", "sent")}
+    assert len(statuses(resources)) == 6
+
+
+def test_run_is_tagged_with_its_failed_checks(logs, run_hour, resources, instance, slack):
+    hour_with(logs, HOUR, errors=5, unsafe=1)
+    failing = run_hour(key(HOUR))
+    later = HOUR + timedelta(hours=1)
+    hour_with(logs, later)
+    healthy = run_hour(key(later))
+    tick(resources, instance, later + timedelta(hours=1, minutes=10))
+    tags = {run_id: instance.get_run_by_id(run_id).tags for run_id in (failing.run_id, healthy.run_id)}
+    assert tags[failing.run_id]["monitoring/failed_checks"] == "error_rate,safety_violations"
+    assert tags[healthy.run_id]["monitoring/failed_checks"] == ""

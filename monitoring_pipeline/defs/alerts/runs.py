@@ -39,6 +39,7 @@ class FinishedRun:
     failed: bool
     failure: str | None  # the run's failure message, when it failed
     failed_steps: tuple[str, ...] = ()
+    backfill: str | None = None  # the backfill the run belongs to (run tag dagster/backfill)
     evaluations: tuple[Evaluation, ...] = field(default=())
 
     @property
@@ -148,5 +149,6 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> FinishedRun:
         failed=run is not None and run.status == dg.DagsterRunStatus.FAILURE,
         failure=failure,
         failed_steps=tuple(failed_steps),
+        backfill=run.tags.get("dagster/backfill") if run else None,
         evaluations=tuple(evaluations),
     )

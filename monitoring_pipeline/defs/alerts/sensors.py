@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.config import MonitoringConfig
-from monitoring_pipeline.defs.alerts import outbox
+from monitoring_pipeline.defs.alerts import backfills, outbox
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.incidents import Notice, active_silences, apply
 from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, run_link, simple_message
@@ -20,6 +20,7 @@ from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET, FinishedRun, fini
 from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, MonitoringSettings
 
+FAILED_CHECKS_TAG = "monitoring/failed_checks"
 MAX_POSTS_PER_TICK = 20  # Slack allows about one message per second per channel
 
 
@@ -33,11 +34,14 @@ def record_run(
     """Move incidents by one finished run and write its messages (one per channel). Returns how many to post."""
     notices: list[Notice] = []
     suppressed: list[str] = []
+    hold = backfills.held(run, config, now)
     for evaluation in run.evaluations:
         if run.ingest_failed and evaluation.asset != INGEST_ASSET:
             suppressed.append(evaluation.check)  # the ingestion alert (the failed run) says it all
             continue
-        notices.extend(apply(conn, evaluation, config, now, silences))
+        notices.extend(apply(conn, evaluation, config, now, silences, hold))
+    if run.backfill:
+        backfills.track(conn, run)
     title = f"{run.job_name}, {hour_label(run.partition)}" if run.partition else run.job_name
     new = 0
     if run.failed:
@@ -55,39 +59,55 @@ def record_run(
             ],
             run_link(config.alerts.dagster_url, run.run_id),
         )
-        new += outbox.record(
-            conn,
-            f"run_failure:{run.run_id}",
-            "run_failure",
-            config.alerts.channel,
-            [INGEST_ASSET] if run.ingest_failed else [],
-            text,
-            blocks,
-            now,
-        )
-    by_channel: dict[tuple[str, bool], list[Notice]] = defaultdict(list)
-    for n in notices:
-        channel = config.alerts.critical_channel if n.critical else config.alerts.channel
-        by_channel[(channel, n.silenced_by is not None)].append(n)
-    for (channel, muted), group in sorted(by_channel.items()):
-        text, blocks = checks_message(group, config.alerts.dagster_url, title, run.run_id)
-        if muted:
-            text = "MUTED (not posted): " + "; ".join(sorted({n.silenced_by or "" for n in group})) + " | " + text
+        # A failed run is news whatever hour it ran, except inside a backfill: its summary counts them.
+        in_backfill = run.backfill is not None
         new += (
             outbox.record(
                 conn,
-                f"{run.run_id}:{channel}{':muted' if muted else ''}",
+                f"run_failure:{run.run_id}",
+                "run_failure",
+                config.alerts.channel,
+                [INGEST_ASSET] if run.ingest_failed else [],
+                f"NOT POSTED ({hold}) | {text}" if in_backfill else text,
+                blocks,
+                now,
+                "history" if in_backfill else "pending",
+            )
+            and not in_backfill
+        )
+    by_channel: dict[tuple[str, str], list[Notice]] = defaultdict(list)
+    for n in notices:
+        channel = config.alerts.critical_channel if n.critical else config.alerts.channel
+        status = "history" if hold else "muted" if n.silenced_by is not None else "pending"
+        by_channel[(channel, status)].append(n)
+    for (channel, status), group in sorted(by_channel.items()):
+        text, blocks = checks_message(group, config.alerts.dagster_url, title, run.run_id)
+        if status != "pending":
+            why = "; ".join(sorted({n.silenced_by or "" for n in group}))
+            text = f"{'MUTED (not posted)' if status == 'muted' else 'NOT POSTED'}: {why} | {text}"
+        new += (
+            outbox.record(
+                conn,
+                f"{run.run_id}:{channel}{'' if status == 'pending' else ':' + status}",
                 "checks",
                 channel,
                 sorted({n.check for n in group}),
                 text,
                 blocks,
                 now,
-                "muted" if muted else "pending",
+                status,
             )
-            and not muted
+            and status == "pending"
         )
     return new
+
+
+def tag_failed_checks(instance: dg.DagsterInstance, run: FinishedRun) -> None:
+    """Tag a run with the checks that failed in it (every asset's, whichever job), so the runs list
+    shows which hours are in trouble. Setting the same tag again is harmless: a re-read run is fine."""
+    if run.evaluations:
+        failed = sorted({e.check for e in run.evaluations if not e.passed})
+        instance.add_run_tags(run.run_id, {FAILED_CHECKS_TAG: ",".join(failed)})
 
 
 def deliver(
@@ -154,7 +174,10 @@ def slack_alert_sensor(
                 if not outbox.run_processed(conn, run.run_id):
                     new += record_run(conn, run, config, now, silences)
                     outbox.mark_run_processed(conn, run.run_id, now)
+            new += backfills.summarize(conn, context.instance, config, now)
             outbox.set_cursor(conn, "runs", next_cursor)
+        for run in runs:
+            tag_failed_checks(context.instance, run)
         sent, error = deliver(conn, alert_delivery, config, now, context.log)
         waiting, worst = outbox.waiting(conn)
     summary = (
