@@ -3,6 +3,7 @@ listed by domain (monitoring_pipeline/defs/<domain>/)."""
 
 import dagster as dg
 
+from monitoring_pipeline.defs.alerts.assets import alert_incidents
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
@@ -32,6 +33,7 @@ defs = dg.Definitions(
         judge_verdicts,
         judge_agreement,
         storage_retention,  # maintenance
+        alert_incidents,  # alerts (reported by slack_alert_sensor)
     ],
     jobs=[hourly_monitoring, review_verdicts_job, storage_retention_job],
     schedules=[hourly_monitoring_schedule, storage_retention_schedule],

@@ -156,3 +156,39 @@ def test_run_is_tagged_with_its_failed_checks(logs, run_hour, resources, instanc
     tags = {run_id: instance.get_run_by_id(run_id).tags for run_id in (failing.run_id, healthy.run_id)}
     assert tags[failing.run_id]["monitoring/failed_checks"] == "error_rate,safety_violations"
     assert tags[healthy.run_id]["monitoring/failed_checks"] == ""
+
+
+def test_alert_incidents_is_reported_when_open_incidents_change(logs, run_hour, resources, instance, slack):
+    from monitoring_pipeline.definitions import defs
+    from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+    from monitoring_pipeline.resources import Clock
+
+    node = defs.resolve_asset_graph().get(dg.AssetKey("alert_incidents"))
+    assert node.group_name == "alerts"
+    assert {k.to_user_string() for k in node.parent_keys} >= {"llm_requests", "hourly_metrics", "human_quality"}
+
+    def evaluate(at):
+        context = dg.build_sensor_context(
+            instance=instance, resources={**resources, "clock": Clock(fixed=at.isoformat())}
+        )
+        result = slack_alert_sensor.evaluate_tick(context)
+        for event in result.asset_events:  # what the sensor daemon does with them
+            instance.report_runless_asset_event(event)
+        return result.asset_events
+
+    hour_with(logs, HOUR, errors=5, unsafe=1)
+    run_hour(key(HOUR))
+    [event] = evaluate(HOUR + timedelta(hours=1, minutes=10))
+    stored = instance.get_latest_materialization_event(dg.AssetKey("alert_incidents")).asset_materialization
+    assert stored.metadata["open_incidents"].value == 4 and stored.metadata["critical"].value == 2
+    table = stored.metadata["incidents"].value
+    assert "| error_rate | hourly_metrics | chat-large | warning |" in table
+    assert "| safety_violations | hourly_metrics | all | CRITICAL |" in table and "2026-03-01-10:00" in table
+    assert evaluate(HOUR + timedelta(hours=1, minutes=11)) == []  # nothing changed: nothing reported
+
+    later = HOUR + timedelta(hours=1)
+    hour_with(logs, later)
+    run_hour(key(later))
+    [event] = evaluate(later + timedelta(hours=1, minutes=10))
+    assert event.metadata["open_incidents"].value == 0
+    assert event.metadata["incidents"].value == "No open incidents."

@@ -13,6 +13,7 @@ import duckdb
 
 from monitoring_pipeline.config import MonitoringConfig
 from monitoring_pipeline.defs.alerts import backfills, outbox
+from monitoring_pipeline.defs.alerts.assets import incidents_event
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.incidents import Notice, active_silences, apply
 from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, run_link, simple_message
@@ -156,7 +157,7 @@ def slack_alert_sensor(
     alert_delivery: AlertDelivery,
     settings: MonitoringSettings,
     clock: Clock,
-) -> dg.SkipReason:
+) -> dg.SensorResult:
     config = settings.load()
     now = clock.now()
     with alert_state.get_connection() as conn:
@@ -175,6 +176,7 @@ def slack_alert_sensor(
                     new += record_run(conn, run, config, now, silences)
                     outbox.mark_run_processed(conn, run.run_id, now)
             new += backfills.summarize(conn, context.instance, config, now)
+            incidents_changed = incidents_event(conn)
             outbox.set_cursor(conn, "runs", next_cursor)
         for run in runs:
             tag_failed_checks(context.instance, run)
@@ -197,4 +199,6 @@ def slack_alert_sensor(
         raise AlertDeliveryFailing(message)
     if sent or new:
         context.log.info(summary)
-    return dg.SkipReason(summary)
+    return dg.SensorResult(
+        skip_reason=summary, asset_events=[incidents_changed] if incidents_changed is not None else []
+    )
