@@ -169,6 +169,7 @@ class AlertsConfig(_Strict):
     loud_after_failed_ticks: int = Field(default=3, ge=1)
     missing_logs_after_minutes: int = Field(default=30, ge=0)
     missing_logs_lookback_hours: int = Field(default=24, ge=1)
+    page_max_age_hours: float = Field(default=6, gt=0)
     silences: list[Silence] = []
 
 

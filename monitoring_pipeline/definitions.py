@@ -3,11 +3,12 @@ listed by domain (monitoring_pipeline/defs/<domain>/)."""
 
 import dagster as dg
 
+from monitoring_pipeline.defs.alerts.assets import alert_incidents
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
-from monitoring_pipeline.defs.jobs import hourly_monitoring, hourly_monitoring_schedule
+from monitoring_pipeline.defs.jobs import hourly_monitoring, hourly_monitoring_schedule, review_verdicts_job
 from monitoring_pipeline.defs.maintenance.retention import (
     storage_retention,
     storage_retention_job,
@@ -32,8 +33,9 @@ defs = dg.Definitions(
         judge_verdicts,
         judge_agreement,
         storage_retention,  # maintenance
+        alert_incidents,  # alerts (reported by slack_alert_sensor)
     ],
-    jobs=[hourly_monitoring, storage_retention_job],
+    jobs=[hourly_monitoring, review_verdicts_job, storage_retention_job],
     schedules=[hourly_monitoring_schedule, storage_retention_schedule],
     sensors=[late_logs_sensor, missing_logs_sensor, review_inbox_sensor, slack_alert_sensor],
     resources=build_resources(),

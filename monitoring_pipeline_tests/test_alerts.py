@@ -79,7 +79,7 @@ def test_incident_opens_repeats_after_the_interval_and_resolves(logs, run_hour, 
     assert "`error_rate` on `hourly_metrics`" in section
     assert "all traffic: *5.00%* vs threshold 1.00% (sample 100)" in section
     assert "model `chat-large`: *5.00%*" in section
-    assert "hourly_metrics?partition=2026-03-01-10%3A00" in first["blocks"][2]["elements"][0]["text"]
+    assert "hourly_metrics?view=partitions&partition=2026-03-01-10%3A00" in first["blocks"][2]["elements"][0]["text"]
     assert {m["channel"] for m in slack.posted()} == {WARN}
     assert slack.attempts() == 3
 

@@ -115,5 +115,6 @@ def test_human_bad_rate_failure_alerts_through_the_slack_sensor(reviewed, instan
     assert message["text"].startswith("Monitoring: 1 firing") and "Checks: human_bad_rate" in message["text"]
     section = message["blocks"][1]["text"]["text"]
     assert "`human_bad_rate` on `human_quality`" in section
+    assert "for *2026-02-28 11:00 .. 2026-03-01 10:00 UTC*" in section and "all hours" not in section  # its window
     assert "all traffic: *40.00%* vs threshold 10.00% (sample 10)" in section
     assert "model `chat-large`: *66.67%* vs threshold 10.00% (sample 6)" in section

@@ -173,6 +173,7 @@ def test_review_inbox_sensor_targets_verdicts_and_quality():
     from monitoring_pipeline.definitions import defs
 
     sensor = defs.resolve_sensor_def("review_inbox_sensor")
+    assert sensor.targets[0].job_name == "review_verdicts_job"  # a name people recognize in runs and alerts
     job = defs.resolve_job_def(sensor.targets[0].job_name)
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
         "review_verdicts",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from monitoring_pipeline.lib.db import one
 
-REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 MODULE = "monitoring_pipeline.definitions"
 
 
@@ -43,7 +43,7 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
     # editing the working tree while a long backfill runs cannot change what it measures.
     code = workdir / "code"
     shutil.copytree(
-        Path(__file__).resolve().parent, code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__")
+        Path(__file__).resolve().parents[1], code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
     env = {
         **os.environ,

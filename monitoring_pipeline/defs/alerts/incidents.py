@@ -3,7 +3,8 @@
 A run's check evaluations move incidents: a failing scope opens one (or keeps it firing), a scope
 that passes again resolves it. Only changes worth telling become notices: the opening, a reminder
 once it has fired for `repeat_interval_hours` since it was last told, and the resolution.
-Evaluations of an hour older than the incident's latest are history (a backfill) and move nothing.
+Evaluations of an hour older than the incident's latest are history (a backfill) and move nothing;
+a resolved incident does not reopen from the hour that resolved it or an older one.
 """
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Notice:
     threshold: float | None
     sample_size: int | None
     silenced_by: str | None = None  # the silence that muted it
+    window: str | None = None  # what an unpartitioned check judged (e.g. human_bad_rate's trailing hours)
 
     @property
     def critical(self) -> bool:
@@ -53,7 +55,11 @@ def _silence_for(silences: list[Silence], check: str, scope: str, now: datetime)
     return None
 
 
-def _failing_scopes(evaluation: Evaluation) -> dict[str, dict]:
+def incident_id(check: str, asset: str, scope: str) -> str:
+    return f"{check}|{asset}|{scope}"
+
+
+def failing_scopes(evaluation: Evaluation) -> dict[str, dict]:
     """scope -> {value, threshold, sample_size} for each scope the evaluation found failing."""
     if evaluation.passed:
         return {}
@@ -64,32 +70,44 @@ def _failing_scopes(evaluation: Evaluation) -> dict[str, dict]:
     return {"all": {"value": md.get("value"), "threshold": md.get("threshold"), "sample_size": md.get("sample_size")}}
 
 
+def _window(evaluation: Evaluation) -> str | None:
+    window = evaluation.metadata.get("window")
+    return str(window) if window else None
+
+
 def apply(
     conn: duckdb.DuckDBPyConnection,
     evaluation: Evaluation,
     config: MonitoringConfig,
     now: datetime,
     silences: list[Silence],
+    held: str | None = None,
 ) -> list[Notice]:
-    """Move the incidents of one check evaluation; return what to tell (muted notices included)."""
+    """Move the incidents of one check evaluation; return what to tell (muted notices included).
+    `held` says why nothing of this evaluation is to be posted (an old hour, a backfill): its
+    incidents move, but nobody is told, as under a silence."""
     repeat = timedelta(hours=config.alerts.repeat_interval_hours)
-    failing = _failing_scopes(evaluation)
+    failing = failing_scopes(evaluation)
     partition = evaluation.partition or ""
     notices: list[Notice] = []
-    firing = {
+    known_by_scope = {
         row[0]: row
         for row in conn.execute(
-            "SELECT scope, last_partition, last_notified_at FROM incidents"
-            " WHERE check_name = $check AND asset = $asset AND state = 'firing'",
+            "SELECT scope, last_partition, last_notified_at, state FROM incidents"
+            " WHERE check_name = $check AND asset = $asset",
             {"check": evaluation.check, "asset": evaluation.asset},
         ).fetchall()
     }
+    firing = {scope: row[:3] for scope, row in known_by_scope.items() if row[3] == "firing"}
 
     for scope, figures in failing.items():
         known = firing.get(scope)
         if known is not None and (known[1] or "") > partition:
             continue  # an older hour, re-run: the incident has moved on
-        silenced_by = _silence_for(silences, evaluation.check, scope, now)
+        gone = known_by_scope.get(scope)
+        if partition and gone is not None and gone[3] == "resolved" and partition <= (gone[1] or ""):
+            continue  # the hour that resolved it, or an older one, re-run: it stays resolved
+        silenced_by = held or _silence_for(silences, evaluation.check, scope, now)
         if known is None:
             kind = OPEN
         elif known[2] is None:
@@ -112,7 +130,7 @@ def apply(
                                            WHEN incidents.state = 'resolved' THEN NULL
                                            ELSE incidents.last_notified_at END""",
             {
-                "id": f"{evaluation.check}|{evaluation.asset}|{scope}",
+                "id": incident_id(evaluation.check, evaluation.asset, scope),
                 "check": evaluation.check,
                 "asset": evaluation.asset,
                 "scope": scope,
@@ -138,6 +156,7 @@ def apply(
                     figures.get("threshold"),
                     figures.get("sample_size"),
                     silenced_by,
+                    _window(evaluation),
                 )
             )
 
@@ -147,10 +166,10 @@ def apply(
         conn.execute(
             "UPDATE incidents SET state = 'resolved', resolved_at = $now, last_partition = $partition"
             " WHERE incident_id = $id",
-            {"id": f"{evaluation.check}|{evaluation.asset}|{scope}", "now": now, "partition": partition},
+            {"id": incident_id(evaluation.check, evaluation.asset, scope), "now": now, "partition": partition},
         )
         md = evaluation.metadata
-        silenced_by = None if last_notified_at is not None else "never announced (muted while it fired)"
+        silenced_by = held or (None if last_notified_at is not None else "never announced (muted while it fired)")
         notices.append(
             Notice(
                 RESOLVED,
@@ -163,6 +182,7 @@ def apply(
                 md.get("threshold"),
                 md.get("sample_size") if scope == "all" else None,
                 silenced_by,
+                _window(evaluation),
             )
         )
     return notices

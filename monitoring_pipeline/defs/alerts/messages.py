@@ -18,6 +18,7 @@ SECTION_TEXT_LIMIT = 3000
 MESSAGE_TEXT_LIMIT = 40000  # all text in the message, blocks and fallback together
 FALLBACK_LIMIT = 3000  # the plain `text`, shown in notifications
 HEADER_LIMIT = 150
+MAX_LINKS = 20  # hour links in one context line (each ~110 characters; a section holds 3,000)
 MAX_CHECK_SECTIONS = 20  # each section comes with a context line: 2 blocks
 TITLES = {OPEN: "Firing", REPEAT: "Still firing", RESOLVED: "Resolved"}
 ICONS = {OPEN: ":rotating_light:", REPEAT: ":repeat:", RESOLVED: ":white_check_mark:"}
@@ -46,13 +47,22 @@ def _num(value) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) and abs(value) >= 10 else f"{value:.3g}"
 
 
-def hour_label(partition: str | None) -> str:
-    return f"{partition[:10]} {partition[11:16]} UTC" if partition else "all hours"
+def hour_label(partition: str | None, window: str | None = None) -> str:
+    """The hour a notice is about; for an unpartitioned check, the window it judged."""
+    if partition:
+        return f"{partition[:10]} {partition[11:16]} UTC"
+    return window or "all hours"
 
 
 def asset_link(dagster_url: str, asset: str, partition: str | None) -> str:
+    """The asset in the UI, on `partition` when given. `?partition=K` alone shows the *latest*
+    partition's metadata; the partitions view selects hour K."""
     url = f"{dagster_url.rstrip('/')}/assets/{quote(asset)}"
-    return f"{url}?partition={quote(partition)}" if partition else url
+    return f"{url}?view=partitions&partition={quote(partition, safe='')}" if partition else url
+
+
+def run_link(dagster_url: str, run_id: str) -> str:
+    return f"{dagster_url.rstrip('/')}/runs/{quote(run_id, safe='')}"
 
 
 def _cap(text: str, limit: int) -> str:
@@ -84,11 +94,11 @@ def _scope_lines(notices: list[Notice]) -> list[str]:
     return lines
 
 
-def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dict]:
+def _check_section(kind: str, group: list[Notice], dagster_url: str, run_id: str | None) -> list[dict]:
     first = group[0]
     badge = ":rotating_light: *CRITICAL*" if first.critical and kind != RESOLVED else ICONS[kind]
     check, asset = escape(first.check), escape(first.asset)
-    head = f"{badge} *{TITLES[kind]}:* `{check}` on `{asset}` for *{hour_label(first.partition)}*"
+    head = f"{badge} *{TITLES[kind]}:* `{check}` on `{asset}` for *{escape(hour_label(first.partition, first.window))}*"
     body, shown = [head], 0
     if kind != RESOLVED and first.check in HINTS:
         body.append(HINTS[first.check])
@@ -101,10 +111,15 @@ def _check_section(kind: str, group: list[Notice], dagster_url: str) -> list[dic
         body.append(f"…and {len(group) - shown} more scopes")
     link = asset_link(dagster_url, first.asset, first.partition)
     where = f"{asset} {escape(first.partition)}" if first.partition else asset
-    return [_section("\n".join(body)), _context(f"<{link}|Open {where} in Dagster>")]
+    links = f"<{link}|Open {where} in Dagster>"
+    if run_id:
+        links += f" · <{run_link(dagster_url, run_id)}|the run that checked it>"
+    return [_section("\n".join(body)), _context(links)]
 
 
-def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple[str, list[dict]]:
+def checks_message(
+    notices: list[Notice], dagster_url: str, title: str, run_id: str | None = None
+) -> tuple[str, list[dict]]:
     """(text, blocks) for the notices one run produced for one channel."""
     groups: dict[tuple, list[Notice]] = defaultdict(list)
     for n in notices:
@@ -118,7 +133,7 @@ def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple
     header = f"{'CRITICAL' if critical else 'Monitoring'}: {summary} — {title}"
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": _cap(header, HEADER_LIMIT)}}]
     for key in keys[:MAX_CHECK_SECTIONS]:
-        blocks.extend(_check_section(key[0], groups[key], dagster_url))
+        blocks.extend(_check_section(key[0], groups[key], dagster_url, run_id))
     if len(keys) > MAX_CHECK_SECTIONS:
         rest: dict[str, int] = defaultdict(int)
         for kind, check, _, _ in keys[MAX_CHECK_SECTIONS:]:
@@ -137,16 +152,23 @@ def checks_message(notices: list[Notice], dagster_url: str, title: str) -> tuple
     return _cap(text, FALLBACK_LIMIT), _fit(blocks)
 
 
-def simple_message(title: str, lines: list[str], link: str | None, critical: bool = False) -> tuple[str, list[dict]]:
+def simple_message(
+    title: str, lines: list[str], link: str | list[tuple[str, str]] | None, critical: bool = False
+) -> tuple[str, list[dict]]:
     """A message about the pipeline itself (a failed run, missing logs, a test). `lines` are plain
-    text (a run's failure text among them): escaped, one line each."""
+    text (a run's failure text among them): escaped, one line each. `link` is one URL, or
+    (label, URL) pairs, one per hour the message is about."""
     lines = [escape(line) for line in lines]
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": _cap(title, HEADER_LIMIT)}},
         _section("\n".join(lines)),
     ]
-    if link:
+    if isinstance(link, str):
         blocks.append(_context(f"<{link}|Open in Dagster>"))
+    elif link:
+        shown = " · ".join(f"<{url}|{escape(label)}>" for label, url in link[:MAX_LINKS])
+        more = f" · …and {len(link) - MAX_LINKS} more" if len(link) > MAX_LINKS else ""
+        blocks.append(_context(f"Open in Dagster: {shown}{more}"))
     text = f"{'<!here> ' if critical else ''}{escape(title)}: " + " ".join(lines)
     return _cap(text, FALLBACK_LIMIT), blocks
 

@@ -7,8 +7,9 @@ A message's life: `pending` (to post) -> `posting` (an attempt started; written 
 request) -> `sent`. A post Slack definitely refused (429, 5xx, refused connection) goes back to
 `pending`, not before its Retry-After. A post whose outcome is unknown (connection reset after
 the request went out, timeout, or a tick that crashed mid-post) stays `posting`: the next tick
-looks for it in the channel before posting again. `muted` and `suppressed` rows were never meant
-to be posted; they record what a silence or a failed ingestion kept quiet.
+looks for it in the channel before posting again. `muted`, `suppressed` and `history` rows were never
+meant to be posted; they record what a silence, a failed ingestion, or an hour older than
+`alerts.page_max_age_hours` / a backfill (summarized in one `backfill:<id>` message) kept quiet.
 """
 
 import json
@@ -41,11 +42,11 @@ DDL = [
         notification_id VARCHAR PRIMARY KEY, -- deterministic: a re-read run makes the same ids
         seq BIGINT NOT NULL DEFAULT nextval('notification_order'),  -- delivery order
         created_at TIMESTAMP NOT NULL,
-        kind VARCHAR NOT NULL,               -- checks | run_failure | missing_logs | test
+        kind VARCHAR NOT NULL,               -- checks | run_failure | missing_logs | backfill | test
         channel VARCHAR NOT NULL,
         checks VARCHAR[] NOT NULL,           -- the checks the message is about
         payload JSON NOT NULL,               -- {"text": ..., "blocks": [...]}
-        status VARCHAR NOT NULL,             -- pending | posting | sent | muted | suppressed
+        status VARCHAR NOT NULL,             -- pending | posting | sent | muted | suppressed | history
         attempts INTEGER NOT NULL DEFAULT 0,
         failures INTEGER NOT NULL DEFAULT 0,
         not_before TIMESTAMP,
@@ -65,6 +66,15 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS processed_runs (run_id VARCHAR PRIMARY KEY, processed_at TIMESTAMP NOT NULL)",
     "CREATE TABLE IF NOT EXISTS missing_hours (partition VARCHAR PRIMARY KEY, reported_at TIMESTAMP NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sensor_cursors (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS backfills (     -- what a backfill's runs found, for its one summary
+        backfill_id VARCHAR PRIMARY KEY,
+        runs INTEGER NOT NULL,               -- finished runs read so far
+        failed_runs INTEGER NOT NULL,
+        first_partition VARCHAR,
+        last_partition VARCHAR,
+        incidents VARCHAR[] NOT NULL,        -- incidents its runs opened or kept firing
+        summarized_at TIMESTAMP              -- NULL until its summary is written
+    )""",
 ]
 
 DELIVERABLE = ("pending", "posting")

@@ -3,9 +3,14 @@ for failed runs, what failed.
 
 Sensors keyed on assets never see check results, and a failed WARN check leaves its run
 successful, so this walks finished runs (success and failure) by storage id.
+
+The cursor is kept in the notification log, not in the instance, so it carries the id of the
+instance it was read from: pointed at a new instance (a reset DAGSTER_HOME, a move to Postgres),
+a cursor from the old one would skip every new run until the new storage ids caught up.
 """
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,6 +18,7 @@ import dagster as dg
 
 FINISHED = (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
 INGEST_ASSET = "llm_requests"
+INSTANCE_ID_KEY = "monitoring_pipeline/alerts_instance_id"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class FinishedRun:
     failed: bool
     failure: str | None  # the run's failure message, when it failed
     failed_steps: tuple[str, ...] = ()
+    backfill: str | None = None  # the backfill the run belongs to (run tag dagster/backfill)
     evaluations: tuple[Evaluation, ...] = field(default=())
 
     @property
@@ -45,9 +52,51 @@ def _plain(metadata: Mapping) -> dict:
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
-def finished_runs(instance: dg.DagsterInstance, cursor: str | None, limit: int = 100) -> tuple[list[FinishedRun], str]:
-    """Runs that finished after `cursor`, oldest first; returns them and the next cursor."""
-    positions = json.loads(cursor) if cursor else {}
+def instance_id(instance: dg.DagsterInstance) -> str:
+    """An id kept in the instance's own storage (its key-value table): a new instance gets a new one."""
+    found = instance.run_storage.get_cursor_values({INSTANCE_ID_KEY}).get(INSTANCE_ID_KEY)
+    if found:
+        return found
+    new = uuid.uuid4().hex
+    instance.run_storage.set_cursor_values({INSTANCE_ID_KEY: new})
+    return new
+
+
+def _newest_storage_id(instance: dg.DagsterInstance) -> int:
+    newest = [
+        record.storage_id
+        for event_type in FINISHED
+        for record in instance.fetch_run_status_changes(event_type, limit=1, ascending=False).records
+    ]
+    return max(newest, default=0)
+
+
+def _foreign(instance: dg.DagsterInstance, state: dict, me: str) -> str | None:
+    """Why a stored cursor cannot be used on this instance, or None."""
+    if not state:
+        return None
+    if state.get("instance") != me:
+        return f"the stored run cursor was read from another Dagster instance ({state.get('instance') or 'unknown'}, now {me})"
+    newest = _newest_storage_id(instance)
+    if state.get("last", 0) > newest:
+        return (
+            f"the stored run cursor (storage id {state['last']}) is past this instance's newest finished run ({newest})"
+        )
+    return None
+
+
+def finished_runs(
+    instance: dg.DagsterInstance, cursor: str | None, limit: int = 100
+) -> tuple[list[FinishedRun], str, str | None]:
+    """Runs that finished after `cursor`, oldest first; returns them, the next cursor, and why the
+    stored cursor was dropped (it belongs to another instance: read from the start) or None."""
+    me = instance_id(instance)
+    state = json.loads(cursor) if cursor else {}
+    reset = _foreign(instance, state, me)
+    if reset:
+        state = {}
+    positions: dict = state.get("positions", {})
+    last: int = state.get("last", 0)
     found: list[tuple[int, FinishedRun]] = []
     for event_type in FINISHED:
         result = instance.fetch_run_status_changes(
@@ -55,8 +104,10 @@ def finished_runs(instance: dg.DagsterInstance, cursor: str | None, limit: int =
         )
         for record in result.records:
             found.append((record.storage_id, read_run(instance, record.run_id)))
+            last = max(last, record.storage_id)
         positions[event_type.value] = result.cursor
-    return [run for _, run in sorted(found, key=lambda pair: pair[0])], json.dumps(positions, sort_keys=True)
+    next_cursor = json.dumps({"instance": me, "positions": positions, "last": last}, sort_keys=True)
+    return [run for _, run in sorted(found, key=lambda pair: pair[0])], next_cursor, reset
 
 
 def read_run(instance: dg.DagsterInstance, run_id: str) -> FinishedRun:
@@ -98,5 +149,6 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> FinishedRun:
         failed=run is not None and run.status == dg.DagsterRunStatus.FAILURE,
         failure=failure,
         failed_steps=tuple(failed_steps),
+        backfill=run.tags.get("dagster/backfill") if run else None,
         evaluations=tuple(evaluations),
     )

@@ -12,14 +12,16 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.config import MonitoringConfig
-from monitoring_pipeline.defs.alerts import outbox
+from monitoring_pipeline.defs.alerts import backfills, outbox
+from monitoring_pipeline.defs.alerts.assets import incidents_event
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery, DeliveryError, redact
 from monitoring_pipeline.defs.alerts.incidents import Notice, active_silences, apply
-from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, simple_message
+from monitoring_pipeline.defs.alerts.messages import checks_message, hour_label, run_link, simple_message
 from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET, FinishedRun, finished_runs
 from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, MonitoringSettings
 
+FAILED_CHECKS_TAG = "monitoring/failed_checks"
 MAX_POSTS_PER_TICK = 20  # Slack allows about one message per second per channel
 
 
@@ -33,11 +35,14 @@ def record_run(
     """Move incidents by one finished run and write its messages (one per channel). Returns how many to post."""
     notices: list[Notice] = []
     suppressed: list[str] = []
+    hold = backfills.held(run, config, now)
     for evaluation in run.evaluations:
         if run.ingest_failed and evaluation.asset != INGEST_ASSET:
             suppressed.append(evaluation.check)  # the ingestion alert (the failed run) says it all
             continue
-        notices.extend(apply(conn, evaluation, config, now, silences))
+        notices.extend(apply(conn, evaluation, config, now, silences, hold))
+    if run.backfill:
+        backfills.track(conn, run)
     title = f"{run.job_name}, {hour_label(run.partition)}" if run.partition else run.job_name
     new = 0
     if run.failed:
@@ -53,41 +58,57 @@ def record_run(
                     else []
                 ),
             ],
-            f"{config.alerts.dagster_url.rstrip('/')}/runs/{run.run_id}",
+            run_link(config.alerts.dagster_url, run.run_id),
         )
-        new += outbox.record(
-            conn,
-            f"run_failure:{run.run_id}",
-            "run_failure",
-            config.alerts.channel,
-            [INGEST_ASSET] if run.ingest_failed else [],
-            text,
-            blocks,
-            now,
-        )
-    by_channel: dict[tuple[str, bool], list[Notice]] = defaultdict(list)
-    for n in notices:
-        channel = config.alerts.critical_channel if n.critical else config.alerts.channel
-        by_channel[(channel, n.silenced_by is not None)].append(n)
-    for (channel, muted), group in sorted(by_channel.items()):
-        text, blocks = checks_message(group, config.alerts.dagster_url, title)
-        if muted:
-            text = "MUTED (not posted): " + "; ".join(sorted({n.silenced_by or "" for n in group})) + " | " + text
+        # A failed run is news whatever hour it ran, except inside a backfill: its summary counts them.
+        in_backfill = run.backfill is not None
         new += (
             outbox.record(
                 conn,
-                f"{run.run_id}:{channel}{':muted' if muted else ''}",
+                f"run_failure:{run.run_id}",
+                "run_failure",
+                config.alerts.channel,
+                [INGEST_ASSET] if run.ingest_failed else [],
+                f"NOT POSTED ({hold}) | {text}" if in_backfill else text,
+                blocks,
+                now,
+                "history" if in_backfill else "pending",
+            )
+            and not in_backfill
+        )
+    by_channel: dict[tuple[str, str], list[Notice]] = defaultdict(list)
+    for n in notices:
+        channel = config.alerts.critical_channel if n.critical else config.alerts.channel
+        status = "history" if hold else "muted" if n.silenced_by is not None else "pending"
+        by_channel[(channel, status)].append(n)
+    for (channel, status), group in sorted(by_channel.items()):
+        text, blocks = checks_message(group, config.alerts.dagster_url, title, run.run_id)
+        if status != "pending":
+            why = "; ".join(sorted({n.silenced_by or "" for n in group}))
+            text = f"{'MUTED (not posted)' if status == 'muted' else 'NOT POSTED'}: {why} | {text}"
+        new += (
+            outbox.record(
+                conn,
+                f"{run.run_id}:{channel}{'' if status == 'pending' else ':' + status}",
                 "checks",
                 channel,
                 sorted({n.check for n in group}),
                 text,
                 blocks,
                 now,
-                "muted" if muted else "pending",
+                status,
             )
-            and not muted
+            and status == "pending"
         )
     return new
+
+
+def tag_failed_checks(instance: dg.DagsterInstance, run: FinishedRun) -> None:
+    """Tag a run with the checks that failed in it (every asset's, whichever job), so the runs list
+    shows which hours are in trouble. Setting the same tag again is harmless: a re-read run is fine."""
+    if run.evaluations:
+        failed = sorted({e.check for e in run.evaluations if not e.passed})
+        instance.add_run_tags(run.run_id, {FAILED_CHECKS_TAG: ",".join(failed)})
 
 
 def deliver(
@@ -136,14 +157,17 @@ def slack_alert_sensor(
     alert_delivery: AlertDelivery,
     settings: MonitoringSettings,
     clock: Clock,
-) -> dg.SkipReason:
+) -> dg.SensorResult:
     config = settings.load()
     now = clock.now()
     with alert_state.get_connection() as conn:
         outbox.ensure(conn)
         # The run cursor lives in the notification log, written in the same transaction as what the
         # runs produced: a crash re-reads nothing twice and skips nothing.
-        runs, next_cursor = finished_runs(context.instance, outbox.get_cursor(conn, "runs"))
+        runs, next_cursor, reset = finished_runs(context.instance, outbox.get_cursor(conn, "runs"))
+        if reset:
+            # Runs already alerted on are in processed_runs: starting over repeats no alert.
+            context.log.warning(f"Run cursor reset: {reset}; reading this instance's runs from the start")
         with transaction(conn):
             silences = active_silences(conn, config, now)
             new = 0
@@ -151,13 +175,19 @@ def slack_alert_sensor(
                 if not outbox.run_processed(conn, run.run_id):
                     new += record_run(conn, run, config, now, silences)
                     outbox.mark_run_processed(conn, run.run_id, now)
+            new += backfills.summarize(conn, context.instance, config, now)
+            incidents_changed = incidents_event(conn)
             outbox.set_cursor(conn, "runs", next_cursor)
+        for run in runs:
+            tag_failed_checks(context.instance, run)
         sent, error = deliver(conn, alert_delivery, config, now, context.log)
         waiting, worst = outbox.waiting(conn)
     summary = (
         f"{len(runs)} run(s) read, {new} new message(s), {sent} delivered to "
         f"{alert_delivery.destination(config.alerts.dry_run_file)}, {waiting} waiting"
     )
+    if reset:
+        summary += "; run cursor reset (new Dagster instance)"
     if error:
         context.log.error(f"Alert delivery failed, will retry: {error}")
         summary += f"; last error: {error}"
@@ -169,4 +199,6 @@ def slack_alert_sensor(
         raise AlertDeliveryFailing(message)
     if sent or new:
         context.log.info(summary)
-    return dg.SkipReason(summary)
+    return dg.SensorResult(
+        skip_reason=summary, asset_events=[incidents_changed] if incidents_changed is not None else []
+    )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from monitoring_pipeline.defs.alerts import outbox
-from monitoring_pipeline.defs.alerts.messages import hour_label, simple_message
+from monitoring_pipeline.defs.alerts.messages import asset_link, hour_label, simple_message
 from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET
 from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions, partition_key
@@ -51,7 +51,7 @@ def missing_logs_sensor(
                         f"Deadline: {config.alerts.missing_logs_after_minutes} min after each hour closed. "
                         "Is the app logging? Is the log shipper running?",
                     ],
-                    f"{config.alerts.dagster_url.rstrip('/')}/assets/{INGEST_ASSET}",
+                    [(hour_label(k), asset_link(config.alerts.dagster_url, INGEST_ASSET, k)) for k in keys],
                 )
                 outbox.record(
                     conn,

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 
+from monitoring_pipeline.defs.jobs import review_verdicts_job
 from monitoring_pipeline.defs.review.verdicts import inbox_files
 from monitoring_pipeline.resources import MonitoringSettings
 
@@ -19,7 +20,7 @@ def fingerprints(inbox: str) -> dict[str, str]:
     name="review_inbox_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=dg.AssetSelection.assets("review_verdicts", "human_quality", "judge_agreement"),
+    target=review_verdicts_job,
     description="Loads reviewer verdict files dropped into review.inbox_dir and recomputes human_quality "
     "and judge_agreement.",
 )
