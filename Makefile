@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)
+PORT ?= 3000
 
 .PHONY: demo test test-fast lint format dev bench clean
 
@@ -35,10 +36,10 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format monitoring_pipeline monitoring_pipeline_tests
 
 dev: $(BIN)/.installed
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT)
 
 bench: $(BIN)/.installed
 	$(BIN)/monitoring-pipeline bench --rows $(or $(ROWS),1000000)
 
 clean:
-	rm -rf $(VENV) data .dagster_home
+	rm -rf $(VENV) data .dagster_home history schedules storage .logs_queue .nux .telemetry

@@ -29,7 +29,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from monitoring_pipeline.defs.review.sample import SALT_ENV
     from monitoring_pipeline.lib.partitions import partition_key
     from monitoring_pipeline.resources import Clock
-    from monitoring_pipeline.tools.demo import INCIDENTS, write_sample_logs
+    from monitoring_pipeline.tools.demo import INCIDENTS, write_demo_env, write_sample_logs
 
     resources = dict(defs.resources or {})
     # A throwaway salt for the demo's user_hash (a deployment sets its own, kept secret).
@@ -81,7 +81,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     destination = resources["alert_delivery"].destination(config.alerts.dry_run_file)
     if destination != "slack":
         print(f"No SLACK_BOT_TOKEN set: alerts were written to {os.path.abspath(destination)}")
-    print("\nOpen the Dagster UI on these runs with:  make dev   (then http://127.0.0.1:3000)")
+    env = write_demo_env(".env", day)
+    print(
+        f"\nWrote {os.path.abspath(env)}: `dagster dev` started here shows {day:%Y-%m-%d} only (its 24 hours),"
+        " and its schedule and missing-logs sensor stay quiet about the hours the demo did not write."
+    )
+    print("Open the Dagster UI on these runs with:  make dev   (then http://127.0.0.1:3000)")
     return 0
 
 

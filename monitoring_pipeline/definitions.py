@@ -7,6 +7,7 @@ from monitoring_pipeline.defs.alerts.assets import alert_incidents
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
+from monitoring_pipeline.defs.ingest.logs import llm_logs
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
 from monitoring_pipeline.defs.jobs import hourly_monitoring, hourly_monitoring_schedule, review_verdicts_job
 from monitoring_pipeline.defs.maintenance.retention import (
@@ -25,7 +26,8 @@ from monitoring_pipeline.resources import build_resources
 
 defs = dg.Definitions(
     assets=[
-        llm_requests,  # ingest
+        llm_logs,  # ingest: the raw files (a source, never materialized)
+        llm_requests,  # ingest (llm_requests + quarantine)
         hourly_metrics,  # metrics (hourly_metrics + hourly_model_metrics)
         review_sample,  # review
         review_verdicts,

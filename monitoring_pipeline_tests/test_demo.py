@@ -29,6 +29,8 @@ def test_demo_finds_each_injected_incident_and_alerts(tmp_path, monkeypatch, cap
     alerts = [json.loads(line) for line in (tmp_path / "data/alerts/dry_run.jsonl").read_text().splitlines()]
     assert any("safety_violations" in a["text"] and "CRITICAL" in a["text"] for a in alerts)
     assert "make dev" in out
+    env = (tmp_path / ".env").read_text()  # what `dagster dev` started here loads: the demo's day only
+    assert "MONITORING_PARTITIONS_START=2026-03-01\n" in env and "MONITORING_PARTITIONS_END=2026-03-02\n" in env
 
 
 def test_demo_run_again_on_the_same_day_replaces_it(tmp_path, monkeypatch, capsys):

@@ -227,3 +227,43 @@ def test_metrics_token_sums_are_wide_even_for_rows_beyond_the_contract(logs, run
     assert query(
         "SELECT data_type FROM duckdb_columns() WHERE table_name = 'hourly_metrics' AND column_name = 'total_tokens'"
     ) == [("HUGEINT",)]
+
+
+def test_metrics_metadata_plots_every_figure_per_model_with_thresholds(logs, run_hour, config_file):
+    config_file({"thresholds": {"latency_p99_ms": 4000}})
+    recs = [
+        record(i, latency_ms=100.0 + i / 3, model="chat-large" if i % 2 else "code-small", feedback=[None, 4][i % 2])
+        for i in range(30)
+    ]
+    logs.records(recs)
+    mats = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in run_hour(assets=METRICS).asset_materializations_for_node("hourly_metrics")
+    }
+    overall, by_model = mats["hourly_metrics"], mats["hourly_model_metrics"]
+    assert overall["threshold/latency_p99_ms"].value == 4000
+    assert overall["threshold/error_rate"].value == 0.01
+    assert overall["threshold/total_tokens"].value == 5_000_000
+    assert overall["threshold/feedback_avg"].value == 3
+    assert overall["requests"].value == 30 and overall["total_tokens"].value == 30 * 150
+    assert overall["latency_avg_ms"].value == round(100 + 14.5 / 3, 1)  # 104.8333.. plotted as 104.8
+    for model in ("chat-large", "code-small"):
+        for figure in (
+            "requests",
+            "latency_avg_ms",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "error_rate",
+            "total_tokens",
+            "cost_usd",
+            "safety_violations",
+        ):
+            assert f"{model}/{figure}" in by_model, f"{model}/{figure}"
+    assert by_model["chat-large/feedback_avg"].value == 4.0
+    assert "code-small/feedback_avg" not in by_model  # no ratings: no point, not a zero
+    assert by_model["code-small/requests"].value == 15
+    assert by_model["chat-large/latency_p50_ms"].value == round(100 + 15 / 3, 1)
+    table = by_model["by_model"].value
+    assert "| chat-large | 15 | 0.00% | 105 | 105 | " in table  # rounded, not 105.0000001
+    assert "| latency_p99_ms | " in overall["summary"].value and "| 4,000 |" in overall["summary"].value

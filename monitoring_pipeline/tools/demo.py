@@ -145,3 +145,28 @@ def _write_malformed(folder: Path, hour: datetime, duplicate_of: dict) -> None:
     lines = [line.replace(b"%(ts)s", ts) for line in MALFORMED]
     lines.insert(-1, (json.dumps(duplicate_of) + "\n").encode())  # a duplicate request_id
     (folder / "demo-malformed.jsonl").write_bytes(b"".join(lines))
+
+
+# The lines of `.env` the demo owns: `dagster dev` loads `.env` from its working directory (and
+# lets it override the shell), so the UI's partitions are exactly the demo's day, and the schedule
+# and missing_logs_sensor rest instead of running and paging about hours the demo never wrote.
+DEMO_ENV_MARK = "# monitoring-pipeline demo: delete these lines to monitor live logs"
+DEMO_ENV_VARS = ("MONITORING_PARTITIONS_START", "MONITORING_PARTITIONS_END")
+
+
+def write_demo_env(path: str | Path, day: datetime) -> Path:
+    """Set the demo's day as the partitions' only day in the `.env` at `path`, keeping every other
+    line of the file as it was."""
+    path = Path(path)
+    kept = [
+        line
+        for line in (path.read_text().splitlines() if path.exists() else [])
+        if line != DEMO_ENV_MARK and line.split("=", 1)[0].strip() not in DEMO_ENV_VARS
+    ]
+    ours = [
+        DEMO_ENV_MARK,
+        f"MONITORING_PARTITIONS_START={day:%Y-%m-%d}",
+        f"MONITORING_PARTITIONS_END={day + timedelta(days=1):%Y-%m-%d}",
+    ]
+    path.write_text("\n".join(kept + ours) + "\n")
+    return path

@@ -1,5 +1,6 @@
-"""logs -> llm_requests + quarantine: the hour's files, validated in DuckDB, idempotently."""
+"""llm_logs -> llm_requests + quarantine: the hour's files, validated in DuckDB, idempotently."""
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import dagster as dg
@@ -8,6 +9,8 @@ import duckdb
 from monitoring_pipeline.contract import FIELDS
 from monitoring_pipeline.defs.ingest import sql
 from monitoring_pipeline.defs.ingest.files import LOG_FINGERPRINT, check_line_lengths, files_gone
+from monitoring_pipeline.defs.ingest.logs import llm_logs
+from monitoring_pipeline.lib import markdown
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
@@ -174,7 +177,23 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
     return one(conn, "SELECT count(*) FROM _staged")[0]
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "llm_requests",
+            deps=[llm_logs],
+            group_name="ingest",
+            kinds={"duckdb"},
+            description="One row per valid model call of the hour.",
+        ),
+        dg.AssetSpec(
+            "quarantine",
+            deps=[llm_logs],
+            group_name="ingest",
+            kinds={"duckdb"},
+            description="The hour's rejected log lines, each with the first contract rule it breaks.",
+        ),
+    ],
     partitions_def=hourly_partitions,
     check_specs=[
         dg.AssetCheckSpec(
@@ -185,15 +204,13 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
         )
     ],
     pool="duckdb",
-    group_name="ingest",
-    kinds={"duckdb"},
 )
 def llm_requests(
     context: dg.AssetExecutionContext,
     warehouse: DuckDBWarehouse,
     logs: LogSource,
     settings: MonitoringSettings,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """One row per valid model call of the hour; every other line goes to `quarantine` with a reason."""
     hour = context.partition_time_window.start.replace(tzinfo=None)
     listing = logs.list_hour(hour)  # stat'ed before anything is read: its fingerprint is what this run saw
@@ -245,7 +262,8 @@ def llm_requests(
     overall = judge("all", rate, threshold, lines_read, min_sample=min_sample)
     if unreadable:  # fails whatever the rate or the sample: a whole file of the hour is missing
         overall = Scope("all", rate, threshold, lines_read, FAIL)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="llm_requests",
         metadata={
             "files": len(files) + len(listing.refused),
             "unreadable_files": len(unreadable),
@@ -274,3 +292,15 @@ def llm_requests(
             )
         ],
     )
+    yield dg.MaterializeResult(asset_key="quarantine", metadata=quarantine_metadata(reasons, quarantined, lines_read))
+
+
+def quarantine_metadata(reasons: dict[str, int], quarantined: int, lines_read: int) -> dict:
+    """Rows per reason as numbers (`reason/<reason>`, plotted across hours) and as a table."""
+    rows = [(reason, count, f"{count / lines_read:.2%}" if lines_read else "n/a") for reason, count in reasons.items()]
+    return {
+        "rows": quarantined,
+        "share_of_lines": round(quarantined / lines_read, 6) if lines_read else 0.0,
+        **{f"reason/{reason}": count for reason, count in reasons.items()},
+        "reasons": dg.MetadataValue.md(markdown.table(["reason", "rows", "share of lines"], rows)),
+    }

@@ -12,7 +12,7 @@ from monitoring_pipeline.defs.alerts import outbox
 from monitoring_pipeline.defs.alerts.messages import asset_link, hour_label, simple_message
 from monitoring_pipeline.defs.alerts.runs import INGEST_ASSET
 from monitoring_pipeline.lib.db import transaction
-from monitoring_pipeline.lib.partitions import hourly_partitions, partition_key
+from monitoring_pipeline.lib.partitions import hourly_partitions, in_partitions, partition_key
 from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 
 
@@ -33,9 +33,9 @@ def missing_logs_sensor(
     now = clock.now()
     deadline = timedelta(minutes=config.alerts.missing_logs_after_minutes)
     newest = (now - deadline - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-    start = hourly_partitions.start.replace(tzinfo=None)
     hours = [newest - timedelta(hours=i) for i in range(config.alerts.missing_logs_lookback_hours)]
-    missing = [h for h in hours if h >= start and not logs.files_for_hour(h)]
+    # Only hours that are partitions: none before MONITORING_PARTITIONS_START or past _END (the demo's day).
+    missing = [h for h in hours if in_partitions(h, hourly_partitions) and not logs.files_for_hour(h)]
     with alert_state.get_connection() as conn:
         outbox.ensure(conn)
         with transaction(conn):

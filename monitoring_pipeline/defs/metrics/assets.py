@@ -132,44 +132,73 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
             conn, "SELECT * FROM hourly_model_metrics WHERE hour = $hour ORDER BY model", {"hour": hour}
         )
 
+    thresholds = {c.metric: config.threshold(c.threshold_key) for c in THRESHOLD_CHECKS}
     yield dg.MaterializeResult(
         asset_key="hourly_metrics",
-        metadata={k: float(overall[k]) for k in PLOTTED if overall[k] is not None},
+        metadata={
+            **_plotted(overall),
+            # Beside each judged figure, the line it is judged against: both plot on one chart.
+            **{f"threshold/{metric}": _rounded(metric, value) for metric, value in thresholds.items()},
+            "summary": dg.MetadataValue.md(_summary_table(overall, thresholds)),
+        },
     )
     yield dg.MaterializeResult(
         asset_key="hourly_model_metrics",
         metadata={
             "models": len(per_model),
             "by_model": dg.MetadataValue.md(_model_table(per_model)),
-            **{
-                f"{r['model']}/{k}": float(r[k])
-                for r in per_model
-                for k in ("latency_p99_ms", "error_rate")
-                if r[k] is not None
-            },
+            **{f"{r['model']}/{k}": v for r in per_model for k, v in _plotted(r).items()},
         },
     )
     for check in THRESHOLD_CHECKS:
         yield evaluate(check, overall, per_model, config)
 
 
-def _model_table(rows: list[dict]) -> str:
-    def fmt(value, spec):
-        return "n/a" if value is None else format(value, spec)
+# Digits kept per figure: enough to read a change, not float noise in the plots' tooltips.
+DIGITS = {"error_rate": 6, "cost_usd": 6, "feedback_avg": 3}
+FORMATS = {"error_rate": ".2%", "cost_usd": ",.4f", "feedback_avg": ".2f"}
 
+
+def _rounded(metric: str, value) -> float | int:
+    if metric.endswith("_ms"):
+        return round(float(value), 1)
+    if metric in DIGITS:
+        return round(float(value), DIGITS[metric])
+    return int(value)
+
+
+def _plotted(row: dict) -> dict:
+    """The numeric metadata of one row: every plotted figure that has evidence (NULL: none)."""
+    return {k: _rounded(k, row[k]) for k in PLOTTED if row[k] is not None}
+
+
+def _fmt(metric: str, value) -> str:
+    if value is None:
+        return "n/a"
+    return format(value, FORMATS.get(metric, ",.0f"))
+
+
+def _summary_table(row: dict, thresholds: dict) -> str:
     return markdown.table(
-        ["model", "requests", "error rate", "p99 ms", "tokens", "cost USD", "feedback", "safety"],
-        [
-            (
-                r["model"],
-                r["requests"],
-                fmt(r["error_rate"], ".2%"),
-                fmt(r["latency_p99_ms"], ".0f"),
-                r["total_tokens"],
-                fmt(r["cost_usd"], ".4f"),
-                fmt(r["feedback_avg"], ".2f"),
-                r["safety_violations"],
-            )
-            for r in rows
-        ],
+        ["figure", "value", "threshold"],
+        [(k, _fmt(k, row[k]), _fmt(k, thresholds[k]) if k in thresholds else "") for k in PLOTTED],
+    )
+
+
+def _model_table(rows: list[dict]) -> str:
+    columns = [
+        ("requests", "requests"),
+        ("error_rate", "error rate"),
+        ("latency_avg_ms", "avg ms"),
+        ("latency_p50_ms", "p50 ms"),
+        ("latency_p95_ms", "p95 ms"),
+        ("latency_p99_ms", "p99 ms"),
+        ("total_tokens", "tokens"),
+        ("cost_usd", "cost USD"),
+        ("feedback_avg", "feedback"),
+        ("safety_violations", "safety"),
+    ]
+    return markdown.table(
+        ["model", *(label for _, label in columns)],
+        [(r["model"], *(_fmt(k, r[k]) for k, _ in columns)) for r in rows],
     )
