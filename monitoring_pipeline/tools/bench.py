@@ -247,7 +247,7 @@ def _instance(work: Path):
     return dg.DagsterInstance.from_config(str(work / DAGSTER_HOME))
 
 
-# ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.bench _phase ...
+# ---- the three contestants; each runs in a child process: python -m monitoring_pipeline.tools.bench _phase ...
 
 
 def phase_duckdb(work: Path, log_file: Path) -> dict:
@@ -382,7 +382,7 @@ def run_phase(name: str, work: Path, log_file: Path) -> dict:
     started = time.monotonic()
     with (work / f"{name}.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitoring_pipeline.bench", "_phase", name, str(work), str(log_file), str(out)],
+            [sys.executable, "-m", "monitoring_pipeline.tools.bench", "_phase", name, str(work), str(log_file), str(out)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
