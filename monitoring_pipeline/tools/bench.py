@@ -382,7 +382,16 @@ def run_phase(name: str, work: Path, log_file: Path) -> dict:
     started = time.monotonic()
     with (work / f"{name}.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitoring_pipeline.tools.bench", "_phase", name, str(work), str(log_file), str(out)],
+            [
+                sys.executable,
+                "-m",
+                "monitoring_pipeline.tools.bench",
+                "_phase",
+                name,
+                str(work),
+                str(log_file),
+                str(out),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

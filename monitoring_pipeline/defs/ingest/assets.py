@@ -171,6 +171,7 @@ def llm_requests(
     files = logs.files_for_hour(hour)
     with warehouse.get_connection() as conn:
         conn.execute(sql.LLM_REQUESTS_DDL)
+        conn.execute(sql.ADD_COLUMNS)
         conn.execute(sql.QUARANTINE_DDL)
         # An unreadable file counts as one line read and one row quarantined, so the hour reconciles.
         lines_read, unreadable = _replace_hour(conn, files, hour, context.log)

@@ -40,8 +40,14 @@ CREATE TABLE IF NOT EXISTS llm_requests (
     -- of a million requests loads ~2 s faster. Written in bulk, read back for a few rows.
     prompt VARCHAR USING COMPRESSION zstd,
     response VARCHAR USING COMPRESSION zstd,
-    source_file VARCHAR NOT NULL
+    source_file VARCHAR NOT NULL,
+    finish_reason VARCHAR,
+    output_type VARCHAR
 )"""
+# Fields added to the contract after warehouses existed: CREATE TABLE IF NOT EXISTS leaves an old
+# table as it was, so ingest adds what it lacks (the DDL above lists them last, where ALTER puts them).
+ADDED_COLUMNS = ("finish_reason VARCHAR", "output_type VARCHAR")
+ADD_COLUMNS = "; ".join(f"ALTER TABLE llm_requests ADD COLUMN IF NOT EXISTS {c}" for c in ADDED_COLUMNS)
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -302,8 +308,8 @@ WHERE _staged.reason = 'duplicate_request_id' AND _staged.source_file = src.sour
 
 _REQUEST_COLUMNS = ", ".join(f.name for f in FIELDS if f.name not in ("request_id", "timestamp"))
 INSERT_REQUESTS = f"""
-INSERT INTO llm_requests
-SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+INSERT INTO llm_requests BY NAME
+SELECT $hour AS hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
 FROM _staged WHERE reason IS NULL
 """
 
@@ -313,8 +319,8 @@ FROM _staged WHERE reason IS NULL
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
 # request_id seen twice (`exact`) lose their rows again and are staged exactly (STAGE).
 INSERT_VALID_LINES = f"""
-INSERT INTO llm_requests
-SELECT $hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
+INSERT INTO llm_requests BY NAME
+SELECT $hour AS hour, request_id, "timestamp", {_REQUEST_COLUMNS}, source_file
 FROM ({_classified(_JSON_FIELDS)}) WHERE reason IS NULL
 """
 COUNT_LINES = f"""
