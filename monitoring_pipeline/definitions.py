@@ -3,7 +3,9 @@ listed by domain (monitoring_pipeline/defs/<domain>/)."""
 
 import dagster as dg
 
+from monitoring_pipeline.config import get_config
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
@@ -24,6 +26,9 @@ defs = dg.Definitions(
     assets=[
         llm_requests,  # ingest
         hourly_metrics,  # metrics (hourly_metrics + hourly_model_metrics)
+        # evaluation (evaluation_flags + hourly_evaluations): the config's custom evaluators declare
+        # their checks, so a bad evaluator fails the code location's load, naming it
+        evaluation_assets(get_config()),
         review_sample,  # review
         review_verdicts,
         human_quality,
