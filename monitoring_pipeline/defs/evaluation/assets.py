@@ -15,6 +15,7 @@ from monitoring_pipeline.defs.evaluation.evaluators import Evaluator, all_evalua
 from monitoring_pipeline.defs.evaluation.sql import (
     EVALUATION_FLAGS_DDL,
     HOURLY_EVALUATIONS_DDL,
+    REDACT_IF_NEEDED_MACRO,
     insert_flags_sql,
     insert_hourly_sql,
     judge_sql,
@@ -32,6 +33,7 @@ def evaluate_hour(conn, hour, evaluators: list[Evaluator]) -> None:
     conn.execute(EVALUATION_FLAGS_DDL)
     conn.execute(HOURLY_EVALUATIONS_DDL)
     redaction.install(conn)  # redact() for the evidence, luhn_ok() for cards
+    conn.execute(REDACT_IF_NEEDED_MACRO)
     with transaction(conn):
         conn.execute("DELETE FROM evaluation_flags WHERE hour = $hour", {"hour": hour})
         conn.execute("DELETE FROM hourly_evaluations WHERE hour = $hour", {"hour": hour})

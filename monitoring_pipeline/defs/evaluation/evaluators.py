@@ -35,7 +35,7 @@ class Evaluator:
     name: str
     field: str  # the text it reads and quotes: prompt | response
     judges: str  # key of JUDGES
-    flags: str  # SQL predicate on the row (columns of llm_requests, r_gate, p_gate)
+    flags: str  # SQL predicate on a judged row (columns of llm_requests); runs only where the gate matched
     evidence: str  # SQL expression on the row's redacted prompt/response (columns prompt, response)
     check: str
     threshold: float
@@ -69,7 +69,7 @@ def builtins(config: MonitoringConfig) -> list[Evaluator]:
     return [
         Evaluator(
             "refusal", "response", "response",
-            f"r_gate AND regexp_matches(response, {_lit(refusal)})",
+            f"regexp_matches(response, {_lit(refusal)})",
             snippet("response", refusal),
             "refusal_rate", t.refusal_rate, warn, "refusal rate",
             "Share of responses that decline the task above the threshold (default 5 %).",
@@ -91,7 +91,7 @@ def builtins(config: MonitoringConfig) -> list[Evaluator]:
         ),
         Evaluator(
             "pii_leak", "response", "response",
-            f"r_gate AND (regexp_matches(response, {_lit(non_card)}) OR coalesce({cards}, false))",
+            f"regexp_matches(response, {_lit(non_card)}) OR coalesce({cards}, false)",
             snippet("response", detectors.PLACEHOLDER),
             "pii_leak", float(t.pii_leak), error, "responses with personal data or a secret",
             "Any response carrying an e-mail, payment card, IBAN, phone number or API key/token (critical).",
@@ -99,7 +99,7 @@ def builtins(config: MonitoringConfig) -> list[Evaluator]:
         ),
         Evaluator(
             "prompt_injection", "prompt", "prompt",
-            f"p_gate AND regexp_matches(prompt, {_lit(injection)})",
+            f"regexp_matches(prompt, {_lit(injection)})",
             snippet("prompt", injection),
             "prompt_injection_rate", t.prompt_injection_rate, warn, "prompt injection rate",
             "Share of prompts that try to override the system prompt above the threshold (default 1 %).",
@@ -121,7 +121,7 @@ def custom(spec: CustomEvaluator) -> Evaluator:
     gate = None
     if spec.regex is not None or spec.contains_any is not None:
         pattern = spec.pattern()
-        flags = f"{field[0]}_gate AND regexp_matches({field}, {_lit(pattern)})"
+        flags = f"regexp_matches({field}, {_lit(pattern)})"
         evidence = snippet(field, pattern)
         gate = pattern
     elif spec.max_chars is not None:

@@ -5,6 +5,16 @@ are joined back to their texts, redacted, and quoted as evidence.
 """
 
 from monitoring_pipeline.defs.evaluation.evaluators import JUDGES, Evaluator, gate
+from monitoring_pipeline.defs.review.redaction import CARD_CANDIDATE, PATTERNS
+from monitoring_pipeline.lib.db import quote_literal
+
+# redact() runs ~25 replacements; a text none of its patterns matches comes out unchanged, so one
+# combined match decides whether it needs them (most flagged texts hold nothing to redact).
+_ANY_SECRET = "|".join(f"(?:{p})" for p, _ in PATTERNS) + f"|(?:{CARD_CANDIDATE})"
+REDACT_IF_NEEDED_MACRO = (
+    "CREATE OR REPLACE TEMP MACRO redact_if_needed(s) AS "
+    f"CASE WHEN regexp_matches(s, {quote_literal(_ANY_SECRET)}) THEN redact(s) ELSE s END"
+)
 
 EVALUATION_FLAGS_DDL = """
 CREATE TABLE IF NOT EXISTS evaluation_flags (
@@ -31,8 +41,11 @@ def judge_sql(evaluators: list[Evaluator]) -> str:
     columns = []
     for i, e in enumerate(evaluators):
         judged = f"coalesce({JUDGES[e.judges]}, false)"
+        # CASE, not AND: DuckDB evaluates both sides of an AND in a projection, CASE only the rows
+        # its condition selects, so an evaluator's own pattern reads only what the gate let through
+        condition = f"{judged} AND {e.field[0]}_gate" if e.gate else judged
         columns.append(f"{judged} AS j_{i}")
-        columns.append(f"coalesce(CASE WHEN {judged} THEN {e.flags} END, false) AS f_{i}")
+        columns.append(f"coalesce(CASE WHEN {condition} THEN {e.flags} END, false) AS f_{i}")
     return f"""
 CREATE OR REPLACE TEMP TABLE _evaluated AS
 WITH calls AS (
@@ -49,6 +62,8 @@ def insert_flags_sql(evaluators: list[Evaluator]) -> str:
     names = ", ".join(f"CASE WHEN f_{i} THEN '{e.name}' END" for i, e in enumerate(evaluators))
     any_flag = " OR ".join(f"f_{i}" for i in range(len(evaluators)))
     evidence = "\n".join(f"WHEN '{e.name}' THEN {e.evidence}" for e in evaluators)
+    quotes_prompt = [e.name for e in evaluators if e.field == "prompt"] or [""]
+    quotes_response = [e.name for e in evaluators if e.field == "response"] or [""]
     return f"""
 INSERT INTO evaluation_flags
 WITH flagged AS MATERIALIZED (
@@ -56,7 +71,8 @@ WITH flagged AS MATERIALIZED (
     FROM _evaluated WHERE {any_flag}
 ), texts AS (  -- the flagged calls' texts, redacted before anything is quoted from them
     SELECT f.request_id, f.model, f.evaluators, r.finish_reason,
-           redact(r.prompt) AS prompt, redact(r.response) AS response
+           CASE WHEN list_has_any(f.evaluators, {quotes_prompt}) THEN redact_if_needed(r.prompt) END AS prompt,
+           CASE WHEN list_has_any(f.evaluators, {quotes_response}) THEN redact_if_needed(r.response) END AS response
     FROM flagged f JOIN llm_requests r ON r.rowid = f.row
 ), one_per_evaluator AS (
     SELECT request_id, model, unnest(evaluators) AS evaluator, finish_reason, prompt, response FROM texts
