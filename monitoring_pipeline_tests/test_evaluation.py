@@ -138,10 +138,11 @@ def test_custom_evaluators_regex_contains_any_and_length(logs, run_hour, query, 
     got = checks(result)
     assert got["mentions_competitor_rate"].passed is False  # 1/50 = 2 % > 1 %
     assert got["asks_refund_rate"].passed is True  # 4 % < 50 %
-    assert got["too_long_rate"].passed is True  # too few judged? no: 1/50 = 2 % < 5 %
+    assert got["too_long_rate"].passed is True  # 1/50 = 2 % < 5 %
     assert got["too_short_rate"].severity.value == "ERROR"
-    evidence = query("SELECT evidence FROM evaluation_flags WHERE evaluator = 'mentions_competitor'")[0][0]
-    assert "ACME" in evidence
+    evidence = dict(query("SELECT request_id, evidence FROM evaluation_flags"))
+    assert "ACME" in evidence["req-10-00000"] and evidence["req-10-00004"] == "41 characters > 40"
+    assert evidence["req-10-00002"] == "I want my REFUND now"
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ class Evaluator:
     field: str  # the text it reads and quotes: prompt | response
     judges: str  # key of JUDGES
     flags: str  # SQL predicate on a judged row (columns of llm_requests); runs only where the gate matched
-    evidence: str  # SQL expression on the row's redacted prompt/response (columns prompt, response)
+    evidence: str  # SQL on the redacted prompt/response, <field>_chars (lengths before redaction), finish_reason
     check: str
     threshold: float
     severity: dg.AssetCheckSeverity
@@ -78,7 +78,7 @@ def builtins(config: MonitoringConfig) -> list[Evaluator]:
         Evaluator(
             "empty_response", "response", "response",
             f"regexp_full_match(response, {_lit(WHITESPACE)})",
-            "'empty or whitespace only (' || length(response) || ' characters)'",
+            "'empty or whitespace only (' || response_chars || ' characters)'",
             "empty_response_rate", t.empty_response_rate, warn, "empty response rate",
             "Share of responses that are empty or whitespace only above the threshold (default 1 %).",
         ),
@@ -126,10 +126,10 @@ def custom(spec: CustomEvaluator) -> Evaluator:
         gate = pattern
     elif spec.max_chars is not None:
         flags = f"length({field}) > {int(spec.max_chars)}"
-        evidence = f"length({field}) || ' characters > {int(spec.max_chars)}'"
+        evidence = f"{field}_chars || ' characters > {int(spec.max_chars)}'"
     else:
         flags = f"length({field}) < {int(spec.min_chars or 0)}"
-        evidence = f"length({field}) || ' characters < {int(spec.min_chars or 0)}: ' || left({field}, 120)"
+        evidence = f"{field}_chars || ' characters < {int(spec.min_chars or 0)}: ' || left({field}, 120)"
     return Evaluator(
         spec.name, field, field, flags, evidence, f"{spec.name}_rate", spec.threshold, severity,
         f"{spec.name} rate", f"Custom evaluator {spec.name} (config evaluators.custom): share of flagged {field}s.",

@@ -71,11 +71,14 @@ WITH flagged AS MATERIALIZED (
     FROM _evaluated WHERE {any_flag}
 ), texts AS (  -- the flagged calls' texts, redacted before anything is quoted from them
     SELECT f.request_id, f.model, f.evaluators, r.finish_reason,
+           length(r.prompt) AS prompt_chars, length(r.response) AS response_chars,  -- before redaction
            CASE WHEN list_has_any(f.evaluators, {quotes_prompt}) THEN redact_if_needed(r.prompt) END AS prompt,
            CASE WHEN list_has_any(f.evaluators, {quotes_response}) THEN redact_if_needed(r.response) END AS response
     FROM flagged f JOIN llm_requests r ON r.rowid = f.row
 ), one_per_evaluator AS (
-    SELECT request_id, model, unnest(evaluators) AS evaluator, finish_reason, prompt, response FROM texts
+    SELECT request_id, model, unnest(evaluators) AS evaluator, finish_reason, prompt_chars, response_chars,
+           prompt, response
+    FROM texts
 )
 SELECT $hour, request_id, model, evaluator, left(CASE evaluator {evidence} END, 400)
 FROM one_per_evaluator
