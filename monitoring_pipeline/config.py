@@ -8,12 +8,14 @@ the environment at import time.
 """
 
 import os
+import re
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 MAX_CONFIG_BYTES = 1_000_000  # a configuration is a few KB; anything near this is not one
@@ -51,6 +53,12 @@ class MinSample(_Strict):
     safety_violations: int = Field(default=1, ge=0)
     quarantine_rate: int = Field(default=1, ge=0)
     judge_bad_rate: int = Field(default=10, ge=0)
+    refusal_rate: int = Field(default=20, ge=0)
+    empty_response_rate: int = Field(default=20, ge=0)
+    truncation_rate: int = Field(default=20, ge=0)
+    invalid_json_rate: int = Field(default=20, ge=0)
+    prompt_injection_rate: int = Field(default=20, ge=0)
+    pii_leak: int = Field(default=1, ge=0)
 
     def get(self, check: str, default: int = 1) -> int:
         return getattr(self, check, default)
@@ -77,6 +85,8 @@ class ReviewStrata(_Strict):
     error: int = Field(default=50, ge=0)
     low_feedback: int = Field(default=50, ge=0)
     slow: int = Field(default=20, ge=0)
+    pii_leak: int = Field(default=100, ge=0)
+    evaluator_flag: int = Field(default=50, ge=0)
 
 
 class HumanBadRate(_Strict):
@@ -187,6 +197,96 @@ def _default_prices() -> dict[str, Price]:
     }
 
 
+BUILTIN_EVALUATORS = ("refusal", "empty_response", "truncated", "pii_leak", "prompt_injection", "invalid_json")
+_CUSTOM_KEYS = {"name", "field", "regex", "contains_any", "max_chars", "min_chars", "threshold", "severity"}
+_RULES = ("regex", "contains_any", "max_chars", "min_chars")
+
+
+class EvaluatorThresholds(_Strict):
+    """A check fails when its fail rate (flagged / judged) is above this; pii_leak: flagged calls > this."""
+
+    refusal_rate: float = Field(default=0.05, ge=0, le=1)
+    empty_response_rate: float = Field(default=0.01, ge=0, le=1)
+    truncation_rate: float = Field(default=0.05, ge=0, le=1)
+    invalid_json_rate: float = Field(default=0.02, ge=0, le=1)
+    prompt_injection_rate: float = Field(default=0.01, ge=0, le=1)
+    pii_leak: int = Field(default=0, ge=0)
+
+
+class CustomEvaluator(_Strict):
+    """A team's own evaluator: flags a prompt or response by a regex (RE2, DuckDB's engine), any of
+    some phrases (case-insensitive), or its length; its check is `<name>_rate`."""
+
+    name: str
+    field: Literal["prompt", "response"]
+    regex: str | None = None
+    contains_any: list[str] | None = None
+    max_chars: int | None = Field(default=None, ge=0)
+    min_chars: int | None = Field(default=None, ge=1)
+    threshold: float = Field(ge=0, le=1)
+    severity: Literal["warn", "error"] = "warn"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_errors(cls, raw):
+        """Errors name the evaluator, not its position in the list."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"each custom evaluator is a mapping, got {raw!r}")
+        name = raw.get("name")
+        label = f"evaluator {name!r}" if name else "a custom evaluator without a name"
+        unknown = sorted(set(raw) - _CUSTOM_KEYS)
+        if unknown:
+            raise ValueError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(_CUSTOM_KEYS)}")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", name):
+            raise ValueError(
+                f"{label}: name must be lower-case letters, digits and _ (it becomes the check <name>_rate)"
+            )
+        if name in BUILTIN_EVALUATORS:
+            raise ValueError(f"{label}: {name} is a built-in evaluator")
+        rules = [k for k in _RULES if raw.get(k) is not None]
+        if len(rules) != 1:
+            raise ValueError(f"{label}: give exactly one of {list(_RULES)}, got {rules or 'none'}")
+        if raw.get("regex") is not None:
+            _check_regex(label, raw["regex"])
+        if raw.get("contains_any") is not None and (
+            not isinstance(raw["contains_any"], list)
+            or not raw["contains_any"]
+            or not all(isinstance(p, str) and p for p in raw["contains_any"])
+        ):
+            raise ValueError(f"{label}: contains_any must be a non-empty list of non-empty strings")
+        return raw
+
+    def pattern(self) -> str:
+        """The RE2 pattern of a regex or contains_any evaluator."""
+        if self.regex is not None:
+            return self.regex
+        return "(?i:" + "|".join(re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", p) for p in self.contains_any or []) + ")"
+
+
+def _check_regex(label: str, regex) -> None:
+    """Compiled by DuckDB's own engine (RE2), which is what runs it: Python's re accepts other syntax."""
+    if not isinstance(regex, str) or not regex:
+        raise ValueError(f"{label}: regex must be a non-empty string")
+    try:
+        with duckdb.connect() as conn:
+            conn.execute("SELECT regexp_matches('', $p)", {"p": regex})
+    except duckdb.Error as err:
+        raise ValueError(f"{label}: invalid regex {regex!r}: {str(err).splitlines()[0]}") from None
+
+
+class EvaluatorsConfig(_Strict):
+    thresholds: EvaluatorThresholds = EvaluatorThresholds()
+    custom: list[CustomEvaluator] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [c.name for c in self.custom]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"custom evaluators named more than once: {twice}")
+        return self
+
+
 class MonitoringConfig(_Strict):
     thresholds: Thresholds = Thresholds()
     min_sample: MinSample = MinSample()
@@ -204,6 +304,8 @@ class MonitoringConfig(_Strict):
         if "default" not in prices:
             raise ValueError("a 'default' entry is required (the price of models not listed)")
         return prices
+
+    evaluators: EvaluatorsConfig = EvaluatorsConfig()
 
     def price(self, model: str) -> Price:
         return self.prices.get(model, self.prices["default"])

@@ -44,6 +44,14 @@ FIELDS: tuple[Field, ...] = (
     Field("safety_flags", "string_list", False, "violated safety categories; [] or absent = none"),
     Field("prompt", "string", False, "prompt text"),
     Field("response", "string", False, "response text"),
+    Field(
+        "finish_reason",
+        "string",
+        False,
+        "why generation stopped (OpenTelemetry `gen_ai.response.finish_reasons`): `stop`, `length` (truncated), "
+        "`content_filter`, `tool_calls`, `error`, ... (any string)",
+    ),
+    Field("output_type", "string", False, "`text` (default when absent) or `json` when the app asked for JSON output"),
 )
 
 FIELD_NAMES = tuple(f.name for f in FIELDS)

@@ -3,8 +3,10 @@ listed by domain (monitoring_pipeline/defs/<domain>/)."""
 
 import dagster as dg
 
+from monitoring_pipeline.config import get_config
 from monitoring_pipeline.defs.alerts.assets import alert_incidents
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
 from monitoring_pipeline.defs.ingest.logs import llm_logs
@@ -29,6 +31,9 @@ defs = dg.Definitions(
         llm_logs,  # ingest: the raw files (a source, never materialized)
         llm_requests,  # ingest (llm_requests + quarantine)
         hourly_metrics,  # metrics (hourly_metrics + hourly_model_metrics)
+        # evaluation (evaluation_flags + hourly_evaluations): the config's custom evaluators declare
+        # their checks, so a bad evaluator fails the code location's load, naming it
+        evaluation_assets(get_config()),
         review_sample,  # review
         review_verdicts,
         human_quality,

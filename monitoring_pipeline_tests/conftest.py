@@ -10,7 +10,9 @@ import duckdb
 import pytest
 import yaml
 
+from monitoring_pipeline.config import load_config
 from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.metrics.assets import hourly_metrics
 from monitoring_pipeline.defs.review.judge_client import JudgeClient
@@ -136,7 +138,8 @@ def instance():
         yield inst
 
 
-ALL_ASSETS = [llm_requests, hourly_metrics, review_sample]
+evaluations = evaluation_assets(load_config())  # the built-in evaluators' checks
+ALL_ASSETS = [llm_requests, hourly_metrics, evaluations, review_sample]
 
 
 @pytest.fixture

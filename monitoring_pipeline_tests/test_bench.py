@@ -32,6 +32,7 @@ def test_bench_reports_three_timings_and_row_counts(tmp_path, capsys):
         "pandas": 1000,
     }
     assert results["pipeline"]["quarantined"] == results["pipeline_inside"]["quarantined"] == 2
+    assert "evaluators: " in out and results["pipeline"]["flags"] > 0  # the evaluators ran inside (b)
     # a phase's time runs from its process start to its figures, so it holds the call it times
     for name in ("duckdb", "pipeline", "pipeline_inside", "pandas", "storage"):
         assert results[name]["seconds"] > results[name]["work_seconds"] > 0, name

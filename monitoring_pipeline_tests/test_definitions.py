@@ -41,3 +41,24 @@ def test_readme_log_contract_matches_the_schema():
     for field in FIELDS:
         row = f"| `{field.name}` | {field.kind} | {'yes' if field.required else 'no'} | {field.description} |"
         assert row in readme, row
+
+
+def test_definitions_evaluation_assets_and_checks_run_hourly():
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {
+        ("hourly_evaluations", name)
+        for name in (
+            "refusal_rate",
+            "empty_response_rate",
+            "truncation_rate",
+            "invalid_json_rate",
+            "prompt_injection_rate",
+            "pii_leak",
+        )
+    } <= checks
+    job = defs.resolve_job_def("hourly_monitoring")
+    in_job = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"evaluation_flags", "hourly_evaluations", "review_sample"} <= in_job
+    review = graph.get(dg.AssetKey("review_sample"))
+    assert dg.AssetKey("evaluation_flags") in review.parent_keys  # the sample reads the flags

@@ -6,9 +6,11 @@ import json
 
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.review.sample import review_sample
+from monitoring_pipeline.defs.review.sampling import STRATA
 from monitoring_pipeline_tests.conftest import PARTITION, record
 
 ASSETS = [llm_requests, review_sample]
+SAFETY, ERROR, LOW, SLOW = (STRATA.index(s) + 1 for s in ("safety_flag", "error", "low_feedback", "slow"))
 STRICT = {
     "sample_rate": 0.0,
     "strata": {"safety_flag": 2, "error": 3, "low_feedback": 2, "slow": 1},
@@ -41,12 +43,12 @@ def test_review_sample_strata_fill_their_quotas(logs, run_hour, query, config_fi
     by_priority = {}
     for _, _, priority, _ in rows:
         by_priority[priority] = by_priority.get(priority, 0) + 1
-    assert [by_priority.get(p, 0) for p in (1, 2, 3, 4)] == [2, 3, 2, 1]
-    assert {r[0] for r in rows if r[2] == 4} == {"req-10-00130"}  # the only call above p99
+    assert [by_priority.get(p, 0) for p in (SAFETY, ERROR, LOW, SLOW)] == [2, 3, 2, 1]
+    assert {r[0] for r in rows if r[2] == SLOW} == {"req-10-00130"}  # the only call above p99
     assert len([r for r in rows if r[3] == "tiny"]) == 2  # the small model is not starved
     assert all("model_coverage" in r[1] for r in rows if r[3] == "tiny")
     # reasons list every stratum that applies; priority is the strongest
-    assert all(r[1][0] == ("safety_flag", "error", "low_feedback", "slow")[r[2] - 1] for r in rows if r[2] <= 4)
+    assert all(r[1][0] == STRATA[r[2] - 1] for r in rows if r[2] <= SLOW)
     assert query("SELECT count(*) FROM review_sample WHERE list_contains(reasons, 'random')") == [(0,)]
 
 
@@ -54,7 +56,7 @@ def test_review_sample_cap_keeps_the_highest_priorities(logs, run_hour, query, c
     config_file({"review": STRICT | {"max_per_hour": 4}})
     logs.records(crafted_hour())
     run_hour(assets=ASSETS)
-    assert [r[2] for r in sample(query)] == [1, 1, 2, 2]
+    assert [r[2] for r in sample(query)] == [SAFETY, SAFETY, ERROR, ERROR]
 
 
 def test_review_sample_base_share_is_the_md5_of_request_id(logs, run_hour, query, config_file):

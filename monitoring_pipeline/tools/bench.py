@@ -173,7 +173,10 @@ COPY (
         CASE WHEN (h // 3) % 12 = 0 THEN (1 + (h // 5) % 5)::INTEGER END AS feedback,
         CASE WHEN h % 20000 = 1 THEN ['pii_leak'] ELSE []::VARCHAR[] END AS safety_flags,
         substr($corpus, 1 + (h // 17) % 60000, prompt_len) AS prompt,
-        substr($corpus, 1 + (h // 19) % 60000, response_len) AS response
+        CASE WHEN h % 200 = 5 THEN 'I''m sorry, but I can''t help with that. ' ELSE '' END
+            || substr($corpus, 1 + (h // 19) % 60000, response_len) AS response,
+        CASE WHEN h % 50 = 3 THEN 'length' ELSE 'stop' END AS finish_reason,  -- 2 % truncated
+        CASE WHEN h % 100 = 7 THEN 'json' END AS output_type  -- 1 % asked for JSON (and got prose)
     FROM (SELECT i, h, 150 + h % 350 AS prompt_len, 100 + (h // 400) % 250 AS response_len
           FROM (SELECT i, (hash(i) % 4294967296)::BIGINT AS h FROM range($rows) t(i)))
 ) TO '{path}' (FORMAT json)
@@ -295,6 +298,8 @@ def phase_pipeline(work: Path, log_file: Path, logs: str = "logs", database: str
         "rows": meta["llm_requests"]["rows_ingested"].value,
         "quarantined": meta["llm_requests"]["rows_quarantined"].value,
         "review_rows": meta["review_sample"]["rows"].value,
+        "evaluation_seconds": meta["evaluation_flags"]["evaluation_seconds"].value,
+        "flags": meta["evaluation_flags"]["flags"].value,
         "checks": len(checks),
         "db_bytes": db.stat().st_size,
         "work_seconds": seconds,
@@ -303,11 +308,13 @@ def phase_pipeline(work: Path, log_file: Path, logs: str = "logs", database: str
 
 def _pipeline_assets() -> list:
     """The assets the hourly_monitoring job runs, as materialize() wants them."""
+    from monitoring_pipeline.config import get_config
+    from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
     from monitoring_pipeline.defs.ingest.assets import llm_requests
     from monitoring_pipeline.defs.metrics.assets import hourly_metrics
     from monitoring_pipeline.defs.review.sample import review_sample
 
-    return [llm_requests, hourly_metrics, review_sample]
+    return [llm_requests, hourly_metrics, evaluation_assets(get_config()), review_sample]
 
 
 def phase_pandas(work: Path, log_file: Path) -> dict:
@@ -467,6 +474,12 @@ def run(args: argparse.Namespace) -> int:
             f"review sample, {p['checks']} check evaluations; warehouse {_mb(p['db_bytes'])} = "
             f"{p['db_bytes'] / max(p['rows'], 1):,.0f} B/request"
         )
+        a = results["duckdb"]
+        print(
+            f"  evaluators: {p['evaluation_seconds']:.2f} s of (b) for {p['flags']:,} flags = "
+            f"{p['evaluation_seconds'] / a['seconds']:.2f} x (a) (target <= 0.5), "
+            f"{p['evaluation_seconds'] / a['work_seconds']:.2f} x (a)'s work"
+        )
         results["storage"] = st = run_phase("storage", work, log_file)
         n = max(p["rows"], 1)
         print(
@@ -486,7 +499,7 @@ def run(args: argparse.Namespace) -> int:
 
 LABELS = {
     "duckdb": "(a) bare DuckDB read_json into a table",
-    "pipeline": "(b) hourly materialization (ingest+metrics+review)",
+    "pipeline": "(b) hourly materialization (ingest+metrics+evals+review)",
     "pipeline_inside": "(b') the same, bad lines inside the big file",
     "pandas": "(c) pandas read_json(lines=True) + groupby",
 }

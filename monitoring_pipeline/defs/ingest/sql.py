@@ -41,9 +41,10 @@ CREATE TABLE IF NOT EXISTS llm_requests (
     -- of a million requests loads ~2 s faster. Written in bulk, read back for a few rows.
     prompt VARCHAR USING COMPRESSION zstd,
     response VARCHAR USING COMPRESSION zstd,
-    source_file VARCHAR NOT NULL
+    source_file VARCHAR NOT NULL,
+    finish_reason VARCHAR,
+    output_type VARCHAR
 )"""
-
 # A field added to the contract after a warehouse's table was created gets its column appended
 # (inserts go BY NAME, so its place does not matter). Required fields were there from the start.
 SQL_TYPES = {

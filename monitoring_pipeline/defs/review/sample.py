@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 
+from monitoring_pipeline.defs.evaluation.sql import EVALUATION_FLAGS_DDL
 from monitoring_pipeline.defs.review import redaction
 from monitoring_pipeline.defs.review.export import JUDGE_COLUMNS, export_hour, hour_dir
 from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
@@ -21,14 +22,14 @@ SALT_ENV = "MONITORING_REVIEW_SALT"
 
 @dg.asset(
     partitions_def=hourly_partitions,
-    deps=["llm_requests"],
+    deps=["llm_requests", "evaluation_flags"],  # after the evaluators: their flags are strata
     pool="duckdb",
     group_name="review",
     kinds={"duckdb"},
 )
 def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
-    """The hour's review sample: ~1 % at random plus capped strata (safety, errors, low ratings, slow,
-    every model), redacted, with why each row was picked; exported as CSV and JSONL."""
+    """The hour's review sample: ~1 % at random plus capped strata (PII leaks, safety, errors, other
+    evaluator flags, low ratings, slow, every model), redacted, with why each row was picked; exported as CSV and JSONL."""
     review = settings.load().review
     hour = context.partition_time_window.start.replace(tzinfo=None)
     salt = os.environ.get(SALT_ENV) or review.user_id_salt
@@ -40,6 +41,7 @@ def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
     with warehouse.get_connection() as conn:
         _drop_unredacted_table(conn, context)
         conn.execute(REVIEW_SAMPLE_DDL)
+        conn.execute(EVALUATION_FLAGS_DDL)  # an hour sampled without the evaluators has no flags, not an error
         redaction.install(conn)
         with transaction(conn):
             conn.execute("DELETE FROM review_sample WHERE hour = $hour", {"hour": hour})

@@ -9,9 +9,9 @@ REVIEW_SAMPLE_DDL = """
 CREATE TABLE IF NOT EXISTS review_sample (
     hour TIMESTAMP NOT NULL,
     request_id VARCHAR NOT NULL,
-    reasons VARCHAR[] NOT NULL,         -- every stratum that applies: safety_flag, error, low_feedback,
-                                        -- slow, model_coverage, random
-    priority TINYINT NOT NULL,          -- 1 (safety_flag) .. 6 (random): the strongest reason it was kept
+    reasons VARCHAR[] NOT NULL,         -- every stratum that applies: pii_leak, safety_flag, error,
+                                        -- evaluator_flag, low_feedback, slow, model_coverage, random
+    priority TINYINT NOT NULL,          -- 1 (pii_leak) .. 8 (random): the strongest reason it was kept
     "timestamp" TIMESTAMP NOT NULL,
     model VARCHAR NOT NULL,
     status VARCHAR NOT NULL,
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS review_sample (
     response VARCHAR                    -- redacted
 )"""
 
-STRATA = ("safety_flag", "error", "low_feedback", "slow", "model_coverage", "random")  # priority order
+# priority order; pii_leak and evaluator_flag are calls the evaluators flagged (evaluation_flags)
+STRATA = ("pii_leak", "safety_flag", "error", "evaluator_flag", "low_feedback", "slow", "model_coverage", "random")
 
 # Membership: the row belongs to the stratum. Picked: it is within the stratum's quota. Only
 # narrow rows are ranked, and only the candidates (members of some stratum, or among their model's
@@ -33,13 +34,20 @@ STRATA = ("safety_flag", "error", "low_feedback", "slow", "model_coverage", "ran
 # and user ids are joined for the few rows kept.
 SELECT_SAMPLE = """
 INSERT INTO review_sample
-WITH hour_rows AS MATERIALIZED (
-    SELECT rowid AS row, request_id, model, latency_ms,
+WITH flags AS (
+    SELECT request_id, bool_or(evaluator = 'pii_leak') AS pii_leak, bool_or(evaluator <> 'pii_leak') AS other,
+           bool_or(evaluator = 'refusal') AS refusal
+    FROM evaluation_flags WHERE hour = $hour GROUP BY request_id
+), hour_rows AS MATERIALIZED (
+    SELECT l.rowid AS row, request_id, model, latency_ms,
            ('0x' || left(md5(request_id), 8))::UBIGINT / 4294967296.0 AS u,
+           coalesce(f.pii_leak, false) AS is_pii_leak,
            len(safety_flags) > 0 AS is_safety_flag,
            status = 'error' AS is_error,
+           coalesce(f.other, false) AS is_evaluator_flag,
+           coalesce(f.refusal, false) AS is_refusal,
            coalesce(feedback <= 2, false) AS is_low_feedback
-    FROM llm_requests WHERE hour = $hour
+    FROM llm_requests l LEFT JOIN flags f USING (request_id) WHERE l.hour = $hour
 ), members AS (
     SELECT *,
            latency_ms > (SELECT quantile_cont(latency_ms, 0.99) FROM hour_rows) AS is_slow,
@@ -51,23 +59,28 @@ WITH hour_rows AS MATERIALIZED (
 ), candidates AS (
     SELECT *, request_id IN (SELECT request_id FROM model_firsts) AS is_model_coverage
     FROM members
-    WHERE is_safety_flag OR is_error OR is_low_feedback OR is_slow OR is_random
+    WHERE is_pii_leak OR is_safety_flag OR is_error OR is_evaluator_flag OR is_low_feedback OR is_slow OR is_random
        OR request_id IN (SELECT request_id FROM model_firsts)
 ), ranked AS (
     SELECT *,
+           row_number() OVER (PARTITION BY is_pii_leak ORDER BY u, request_id) AS r_pii_leak,
            row_number() OVER (PARTITION BY is_safety_flag ORDER BY u, request_id) AS r_safety_flag,
+           -- refusals first, then the other evaluators' flags
+           row_number() OVER (PARTITION BY is_evaluator_flag ORDER BY NOT is_refusal, u, request_id) AS r_evaluator_flag,
            row_number() OVER (PARTITION BY is_error ORDER BY u, request_id) AS r_error,
            row_number() OVER (PARTITION BY is_low_feedback ORDER BY u, request_id) AS r_low_feedback,
            row_number() OVER (PARTITION BY is_slow ORDER BY u, request_id) AS r_slow
     FROM candidates
 ), picked AS (
     SELECT *,
-           CASE WHEN is_safety_flag AND r_safety_flag <= $q_safety_flag THEN 1
-                WHEN is_error AND r_error <= $q_error THEN 2
-                WHEN is_low_feedback AND r_low_feedback <= $q_low_feedback THEN 3
-                WHEN is_slow AND r_slow <= $q_slow THEN 4
-                WHEN is_model_coverage THEN 5
-                WHEN is_random THEN 6 END AS priority
+           CASE WHEN is_pii_leak AND r_pii_leak <= $q_pii_leak THEN 1
+                WHEN is_safety_flag AND r_safety_flag <= $q_safety_flag THEN 2
+                WHEN is_error AND r_error <= $q_error THEN 3
+                WHEN is_evaluator_flag AND r_evaluator_flag <= $q_evaluator_flag THEN 4
+                WHEN is_low_feedback AND r_low_feedback <= $q_low_feedback THEN 5
+                WHEN is_slow AND r_slow <= $q_slow THEN 6
+                WHEN is_model_coverage THEN 7
+                WHEN is_random THEN 8 END AS priority
     FROM ranked
 ), kept AS (
     SELECT * FROM picked
@@ -75,8 +88,9 @@ WITH hour_rows AS MATERIALIZED (
     QUALIFY row_number() OVER (ORDER BY priority, u, request_id) <= $max_per_hour
 )
 SELECT r.hour, k.request_id,
-       list_filter([CASE WHEN is_safety_flag THEN 'safety_flag' END, CASE WHEN is_error THEN 'error' END,
-                    CASE WHEN is_low_feedback THEN 'low_feedback' END, CASE WHEN is_slow THEN 'slow' END,
+       list_filter([CASE WHEN is_pii_leak THEN 'pii_leak' END,
+                    CASE WHEN is_safety_flag THEN 'safety_flag' END, CASE WHEN is_error THEN 'error' END,
+                    CASE WHEN is_evaluator_flag THEN 'evaluator_flag' END, CASE WHEN is_low_feedback THEN 'low_feedback' END, CASE WHEN is_slow THEN 'slow' END,
                     CASE WHEN is_model_coverage THEN 'model_coverage' END,
                     CASE WHEN is_random THEN 'random' END], lambda x: x IS NOT NULL) AS reasons,
        k.priority, r."timestamp", k.model, r.status, r.error_type, k.latency_ms, r.feedback, r.safety_flags,
@@ -91,7 +105,9 @@ def sample_params(hour, review) -> dict:
     return {
         "hour": hour,
         "rate": review.sample_rate,
+        "q_pii_leak": review.strata.pii_leak,
         "q_safety_flag": review.strata.safety_flag,
+        "q_evaluator_flag": review.strata.evaluator_flag,
         "q_error": review.strata.error,
         "q_low_feedback": review.strata.low_feedback,
         "q_slow": review.strata.slow,
