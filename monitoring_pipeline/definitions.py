@@ -4,6 +4,7 @@ listed by domain (monitoring_pipeline/defs/<domain>/)."""
 import dagster as dg
 
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.baselines.assets import metric_anomalies
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
 from monitoring_pipeline.defs.ingest.missing_logs import missing_logs_sensor
@@ -26,6 +27,7 @@ defs = dg.Definitions(
     assets=[
         llm_requests,  # ingest
         hourly_metrics,  # metrics (hourly_metrics + hourly_model_metrics)
+        metric_anomalies,  # baselines (anomaly and SLO burn checks)
         review_sample,  # review
         review_verdicts,
         human_quality,

@@ -4,8 +4,8 @@ import dagster as dg
 
 hourly_monitoring = dg.define_asset_job(
     "hourly_monitoring",
-    selection=dg.AssetSelection.groups("ingest", "metrics", "review"),
-    description="Ingest one hour of LLM logs, compute its metrics and checks, draw its review sample.",
+    selection=dg.AssetSelection.groups("ingest", "metrics", "baselines", "review"),
+    description="Ingest one hour of LLM logs, compute its metrics and checks, judge them against their baselines, draw its review sample.",
     # Its steps take turns on the DuckDB file anyway (pool "duckdb"), so one process per run
     # instead of one per step: a 168-hour backfill starts 168 processes, not 672.
     executor_def=dg.in_process_executor,
