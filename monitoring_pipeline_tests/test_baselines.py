@@ -288,3 +288,25 @@ def test_hourly_monitoring_job_runs_metric_anomalies():
 
     job = defs.resolve_job_def("hourly_monitoring")
     assert dg.AssetKey("metric_anomalies") in job.asset_layer.executable_asset_keys
+
+
+def test_metric_anomalies_alerts_page_the_fast_burn_and_say_what_was_expected(
+    tmp_path, logs, judge_hour, resources, instance, slack
+):
+    from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+    from monitoring_pipeline.resources import Clock
+
+    seed(tmp_path)
+    write_hour(logs, errors={"chat-large": 140, "code-small": 60})
+    judge_hour()
+    at = WED_15 + timedelta(hours=1, minutes=10)
+    context = dg.build_sensor_context(instance=instance, resources={**resources, "clock": Clock(fixed=at.isoformat())})
+    slack_alert_sensor.evaluate_tick(context)
+    by_channel: dict[str, str] = {}
+    for m in slack.posted():
+        by_channel[m["channel"]] = by_channel.get(m["channel"], "") + str(m["blocks"])
+    assert "slo_availability_burn" in by_channel["#llm-alerts-critical"]
+    assert "1h burn 20.0x, 5m" in by_channel["#llm-alerts-critical"]
+    assert "slo_availability_burn" not in by_channel["#llm-alerts"]
+    assert "error rate 20.00% vs 0." in by_channel["#llm-alerts"]
+    assert "expected for Wednesday 15:00 (4 weeks)" in by_channel["#llm-alerts"]

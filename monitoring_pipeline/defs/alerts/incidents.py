@@ -29,6 +29,7 @@ class Notice:
     threshold: float | None
     sample_size: int | None
     silenced_by: str | None = None  # the silence that muted it
+    detail: str | None = None  # the breach's own wording, where its check gives one (baselines)
 
     @property
     def critical(self) -> bool:
@@ -138,6 +139,7 @@ def apply(
                     figures.get("threshold"),
                     figures.get("sample_size"),
                     silenced_by,
+                    figures.get("detail"),
                 )
             )
 

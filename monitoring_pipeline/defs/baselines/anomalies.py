@@ -134,6 +134,8 @@ def evaluate(check: AnomalyCheck, rows: list[dict], hour: datetime, config: Moni
         min_sample=min_sample,
         description=_describe(check, scopes, by_scope, hour, config),
         metadata={
+            # the breaches as check_result lists them, each with its own line for the alert
+            "breaches": [{**s.breach(), "detail": _detail(check, by_scope[s.scope], hour)} for s in scopes if s.failed],
             "expected": _figure(by_scope.get("all"), "expected"),
             "history": _figure(by_scope.get("all"), "history"),
             "baseline": dg.MetadataValue.md(_table(check, mine, scopes)),
@@ -170,15 +172,19 @@ def _line(check: AnomalyCheck, row: dict, hour: datetime) -> str:
     )
 
 
+def _detail(check: AnomalyCheck, row: dict, hour: datetime) -> str:
+    below = row["lower"] is not None and (row["value"] or 0) < row["lower"]
+    bound = row["lower"] if below else row["upper"]
+    return f"{_line(check, row, hour)}, {'below' if below else 'above'} {fmt(bound, check.unit)}"
+
+
 def _describe(
     check: AnomalyCheck, scopes: list[Scope], rows: dict[str, dict], hour: datetime, config: MonitoringConfig
 ) -> str:
     failed = sorted((s for s in scopes if s.failed), key=lambda s: (s.scope != "all", s.scope))
     parts = []
     for s in failed:
-        row = rows[s.scope]
-        side = "below" if row["lower"] is not None and (row["value"] or 0) < row["lower"] else "above"
-        parts.append(f"{_label(s.scope)}: {_line(check, row, hour)}, {side} {fmt(s.threshold, check.unit)}")
+        parts.append(f"{_label(s.scope)}: {_detail(check, rows[s.scope], hour)}")
     overall = next((s for s in scopes if s.scope == "all"), None)
     if overall is not None and not overall.failed:
         row = rows["all"]

@@ -126,6 +126,14 @@ def evaluate(slo: Slo, counts: dict[int, Counts], config: MonitoringConfig) -> d
     share = slo.bad_share(period)
     budget_left = None if share is None else 1 - share / (1 - slo.target)
     burns = {f"burn_rate_{label(m)}": slo.burn(c) for m, c in sorted(counts.items())}
+    fired = page or ticket
+    detail = (
+        f"{slo.what}: {label(fired.long_minutes)} burn {slo.burn(counts[fired.long_minutes]) or 0:.1f}x,"
+        f" {label(fired.short_minutes)} {slo.burn(counts[fired.short_minutes]) or 0:.1f}x"
+        f" ({_rule(fired, 'page' if page else 'ticket')})"
+        if fired
+        else ""
+    )
     return check_result(
         slo.name,
         "metric_anomalies",
@@ -135,6 +143,7 @@ def evaluate(slo: Slo, counts: dict[int, Counts], config: MonitoringConfig) -> d
         min_sample=min_sample,
         description=_describe(slo, scope.failed, page, ticket, burns, budget_left, config),
         metadata={
+            "breaches": [{**scope.breach(), "detail": detail}] if scope.failed else [],
             **{k: v for k, v in burns.items() if v is not None},
             "budget_left": budget_left,
             "rule": dg.MetadataValue.text(
