@@ -310,3 +310,16 @@ def test_metric_anomalies_alerts_page_the_fast_burn_and_say_what_was_expected(
     assert "slo_availability_burn" not in by_channel["#llm-alerts"]
     assert "error rate 20.00% vs 0." in by_channel["#llm-alerts"]
     assert "expected for Wednesday 15:00 (4 weeks)" in by_channel["#llm-alerts"]
+
+
+def test_slo_availability_burn_ticket_waits_for_history_to_cover_its_3_days(tmp_path, logs, judge_hour):
+    hour = WED_15.replace(tzinfo=None)
+    with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:  # a deployment 2 days old
+        Seeder(random.Random(7)).seed(
+            conn, hour - timedelta(hours=48), hour, [Incident(hour - timedelta(hours=48), 48, error_rate=7.5)]
+        )
+    write_hour(logs, errors={"chat-large": 11, "code-small": 4})
+    e = judge_hour()["slo_availability_burn"]
+    assert e.passed
+    assert e.metadata["burn_rate_3d"].value >= 1 and e.metadata["burn_rate_6h"].value >= 1
+    assert "rule: 3d and 6h >= 1x not judged: 49 of 72 hours of history" in e.description

@@ -149,8 +149,9 @@ def proportional_short_windows(conn, hour, minutes, slow_ms) -> dict[int, slo.Co
     row = conn.execute(
         "SELECT requests, errors, coalesce(slow_requests, 0) FROM hourly_metrics WHERE hour = $hour", {"hour": hour}
     ).fetchone() or (0, 0, 0)
+    requests, errors, slow = row
     return {
-        m: slo.Counts(*(round(v * m / 60) for v in (row[0], row[1], row[2], row[0] if row[2] is not None else 0)))
+        m: slo.Counts(round(requests * m / 60), round(errors * m / 60), round(slow * m / 60), round(requests * m / 60))
         for m in minutes
     }
 

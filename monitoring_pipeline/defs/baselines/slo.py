@@ -29,6 +29,7 @@ class Counts:
     errors: int
     slow: int
     timed: int  # requests whose latency was counted against the threshold (slow is known)
+    hours: int = 1  # hours of the window that hourly_metrics holds (short windows: the hour itself)
 
 
 # minutes -> counts; the asset counts short windows from llm_requests, tools may pass their own
@@ -45,11 +46,11 @@ def label(minutes: int) -> str:
 
 def short_windows(conn: duckdb.DuckDBPyConnection, hour: datetime, minutes: list[int], slow_ms: float) -> dict:
     if not minutes or not table_exists(conn, "llm_requests"):
-        return {m: Counts(0, 0, 0, 0) for m in minutes}
+        return {m: Counts(0, 0, 0, 0, 1) for m in minutes}
     params = {"hour": hour, "end": hour + timedelta(hours=1), "slow_ms": slow_ms}
     params.update({f"m{i}": m for i, m in enumerate(minutes)})
     row = one(conn, sql.short_windows_sql(len(minutes)), params)
-    return {m: Counts(*row[4 * i : 4 * i + 4]) for i, m in enumerate(minutes)}
+    return {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)}
 
 
 def long_windows(conn: duckdb.DuckDBPyConnection, hour: datetime, minutes: list[int]) -> dict[int, Counts]:
@@ -57,7 +58,7 @@ def long_windows(conn: duckdb.DuckDBPyConnection, hour: datetime, minutes: list[
         return {}
     params: dict = {"hour": hour, **{f"h{i}": m // 60 for i, m in enumerate(minutes)}}
     row = one(conn, sql.long_windows_sql(len(minutes)), params)
-    return {m: Counts(*row[4 * i : 4 * i + 4]) for i, m in enumerate(minutes)}
+    return {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)}
 
 
 def window_counts(
@@ -102,7 +103,15 @@ def slos(config: MonitoringConfig) -> list[Slo]:
     ]
 
 
+def covered(rule: BurnWindow, counts: dict[int, Counts]) -> bool:
+    """A rule is judged once history covers its long window: 7 hours of a new deployment are not
+    3 days, and one bad hour among them would read as a 3-day burn (a fast burn still pages)."""
+    return counts[rule.long_minutes].hours >= max(1, rule.long_minutes // 60)
+
+
 def _fires(slo: Slo, rule: BurnWindow, counts: dict[int, Counts]) -> bool:
+    if not covered(rule, counts):
+        return False
     long, short = slo.burn(counts[rule.long_minutes]), slo.burn(counts[rule.short_minutes])
     return long is not None and short is not None and long >= rule.burn_rate and short >= rule.burn_rate
 
@@ -141,7 +150,12 @@ def evaluate(slo: Slo, counts: dict[int, Counts], config: MonitoringConfig) -> d
         severity=dg.AssetCheckSeverity.ERROR if page and scope.failed else dg.AssetCheckSeverity.WARN,
         what=f"{slo.what} burn rate",
         min_sample=min_sample,
-        description=_describe(slo, scope.failed, page, ticket, burns, budget_left, config),
+        description=_describe(slo, scope.failed, page, ticket, burns, budget_left, config)
+        + "".join(
+            f"; {_rule(r, 'rule')} not judged: {counts[r.long_minutes].hours} of {r.long_minutes // 60} hours of history"
+            for r in [*config.slos.page, *config.slos.ticket]
+            if not covered(r, counts)
+        ),
         metadata={
             "breaches": [{**scope.breach(), "detail": detail}] if scope.failed else [],
             **{k: v for k, v in burns.items() if v is not None},

@@ -83,7 +83,8 @@ def short_windows_sql(count: int) -> str:
         f"""count(*) FILTER ({within.format(i=i)}),
        count(*) FILTER ({within.format(i=i)} AND status = 'error'),
        count(*) FILTER ({within.format(i=i)} AND latency_ms > $slow_ms),
-       count(*) FILTER ({within.format(i=i)})"""
+       count(*) FILTER ({within.format(i=i)}),
+       1"""
         for i in range(count)
     )
     return f"SELECT {cols} FROM llm_requests r WHERE r.hour = $hour"
@@ -96,12 +97,14 @@ def _within_hours(i: int) -> str:
 def long_windows_sql(count: int) -> str:
     """Requests, errors and slow calls over the $h<i> hours ending with the hour, from
     hourly_metrics; slow calls only from hours that counted them (history from before the column
-    is unknown, not fast), so each window also returns the requests its slow count covers."""
+    is unknown, not fast), so each window also returns the requests its slow count covers, and
+    how many of its hours hourly_metrics holds."""
     cols = ",\n       ".join(
         f"""coalesce(sum(requests) FILTER ({_within_hours(i)}), 0),
        coalesce(sum(errors) FILTER ({_within_hours(i)}), 0),
        coalesce(sum(slow_requests) FILTER ({_within_hours(i)}), 0),
-       coalesce(sum(requests) FILTER ({_within_hours(i)} AND slow_requests IS NOT NULL), 0)"""
+       coalesce(sum(requests) FILTER ({_within_hours(i)} AND slow_requests IS NOT NULL), 0),
+       count(*) FILTER ({_within_hours(i)})"""
         for i in range(count)
     )
     return f"SELECT {cols} FROM hourly_metrics"
