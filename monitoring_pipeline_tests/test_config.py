@@ -49,7 +49,10 @@ def test_config_user_file_needs_only_the_keys_it_changes(tmp_path):
 @pytest.mark.parametrize(
     "text, says",
     [
-        ("min_sample: {latency_p99s: 500}\n", "min_sample.latency_p99s: unknown key (known: error_rate, "),
+        (
+            "min_sample: {latency_p99s: 500}\n",
+            "min_sample.latency_p99s: unknown key (known: cost_anomaly, error_rate, ",
+        ),
         ("review: {sampel_rate: 0.1}\n", "review.sampel_rate: unknown key (known: "),
         ("models: {chat-large: {latency_p99: 1}}\n", "models.chat-large.latency_p99: unknown key (known: "),
         ("alerts: {silences: [{check: x, until: 2027-01-01, resaon: y}]}\n", "alerts.silences.0.resaon: unknown key"),
