@@ -59,6 +59,12 @@ class MinSample(_Strict):
     invalid_json_rate: int = Field(default=20, ge=0)
     prompt_injection_rate: int = Field(default=20, ge=0)
     pii_leak: int = Field(default=1, ge=0)
+    traffic_anomaly: int = Field(default=1, ge=0)
+    error_rate_anomaly: int = Field(default=1, ge=0)
+    latency_p99_anomaly: int = Field(default=20, ge=0)
+    cost_anomaly: int = Field(default=1, ge=0)
+    slo_availability_burn: int = Field(default=1, ge=0)
+    slo_latency_burn: int = Field(default=1, ge=0)
 
     def get(self, check: str, default: int = 1) -> int:
         return getattr(self, check, default)
@@ -287,6 +293,53 @@ class EvaluatorsConfig(_Strict):
         return self
 
 
+class AnomalyConfig(_Strict):
+    """metric_anomalies: each hour against the same hour of the week over the previous weeks."""
+
+    weeks: int = Field(default=4, ge=1)
+    min_weeks: int = Field(default=2, ge=1)
+    min_ratio: float = Field(default=2.0, ge=1)
+    alpha: float = Field(default=0.0001, gt=0, lt=0.5)
+    band_mads: float = Field(default=4.0, gt=0)
+    min_band: float = Field(default=0.3, ge=0)
+    min_rate: float = Field(default=0.001, ge=0, le=1)
+
+
+class BurnWindow(_Strict):
+    """A multi-window burn-rate rule: both windows (ending at the hour) burn at least `burn_rate`.
+    A window of up to 60 minutes is the last minutes of the hour; a longer one, whole hours."""
+
+    long_minutes: int = Field(gt=0)
+    short_minutes: int = Field(gt=0)
+    burn_rate: float = Field(gt=0)
+
+    @field_validator("long_minutes", "short_minutes")
+    @classmethod
+    def _whole_hours_beyond_one(cls, minutes: int) -> int:
+        if minutes > 60 and minutes % 60:
+            raise ValueError("a window longer than 60 minutes must be whole hours (a multiple of 60)")
+        return minutes
+
+
+class SloTarget(_Strict):
+    target: float = Field(default=0.99, gt=0, lt=1)
+
+
+class LatencySlo(SloTarget):
+    threshold_ms: float = Field(default=5000, gt=0)
+
+
+class SlosConfig(_Strict):
+    period_days: int = Field(default=30, ge=1)
+    availability: SloTarget = SloTarget()
+    latency: LatencySlo = LatencySlo()
+    page: list[BurnWindow] = [
+        BurnWindow(long_minutes=60, short_minutes=5, burn_rate=14.4),
+        BurnWindow(long_minutes=360, short_minutes=30, burn_rate=6),
+    ]
+    ticket: list[BurnWindow] = [BurnWindow(long_minutes=4320, short_minutes=360, burn_rate=1)]
+
+
 class MonitoringConfig(_Strict):
     thresholds: Thresholds = Thresholds()
     min_sample: MinSample = MinSample()
@@ -297,6 +350,8 @@ class MonitoringConfig(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
     judge: JudgeConfig = JudgeConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
+    slos: SlosConfig = SlosConfig()
 
     @field_validator("prices")
     @classmethod

@@ -6,6 +6,7 @@ import dagster as dg
 from monitoring_pipeline.config import get_config
 from monitoring_pipeline.defs.alerts.assets import alert_incidents
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
+from monitoring_pipeline.defs.baselines.assets import metric_anomalies
 from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
@@ -34,6 +35,7 @@ defs = dg.Definitions(
         # evaluation (evaluation_flags + hourly_evaluations): the config's custom evaluators declare
         # their checks, so a bad evaluator fails the code location's load, naming it
         evaluation_assets(get_config()),
+        metric_anomalies,  # baselines (anomaly and SLO burn checks)
         review_sample,  # review
         review_verdicts,
         human_quality,

@@ -9,8 +9,8 @@ from monitoring_pipeline.lib.partitions import hourly_partitions, in_partitions,
 
 hourly_monitoring = dg.define_asset_job(
     "hourly_monitoring",
-    selection=dg.AssetSelection.groups("ingest", "metrics", "evaluation", "review"),
-    description="Ingest one hour of LLM logs, compute its metrics, evaluate every call, run the checks, draw its review sample.",
+    selection=dg.AssetSelection.groups("ingest", "metrics", "evaluation", "baselines", "review"),
+    description="Ingest one hour of LLM logs, compute its metrics, evaluate every call, judge them against their thresholds and baselines, draw its review sample.",
     # Its steps take turns on the DuckDB file anyway (pool "duckdb"), so one process per run
     # instead of one per step: a 168-hour backfill starts 168 processes, not 672.
     executor_def=dg.in_process_executor,

@@ -137,9 +137,12 @@ def check_result(
     note: str = "",
     metadata: dict[str, Any] | None = None,
     scope_kind: str = "model",
+    description: str | None = None,
 ) -> dg.AssetCheckResult:
     """The AssetCheckResult of a check that judged `scopes` (the hour as a whole first); scopes other
-    than `all` are models unless `scope_kind` names what they are (e.g. rubric)."""
+    than `all` are models unless `scope_kind` names what they are (e.g. rubric). `description`
+    replaces the generated line for checks whose figures read differently (a value against its
+    expected value for the hour of the week, not against a threshold)."""
     breaches = [s for s in scopes if s.failed]
     overall = next((s for s in scopes if s.scope == "all"), scopes[0] if scopes else None)
     shown = overall
@@ -150,9 +153,8 @@ def check_result(
         asset_key=asset,
         passed=not breaches,
         severity=severity,
-        description=describe(scopes, what, unit, fails_below, note, scope_kind)
-        if scopes
-        else note or "nothing to judge",
+        description=description
+        or (describe(scopes, what, unit, fails_below, note, scope_kind) if scopes else note or "nothing to judge"),
         metadata={
             "value": shown.value if shown else None,
             "threshold": shown.threshold if shown else None,

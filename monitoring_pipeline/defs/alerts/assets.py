@@ -19,7 +19,15 @@ MAX_ROWS = 200  # incidents listed in the table; the count is always complete
 
 alert_incidents = dg.AssetSpec(
     ALERT_INCIDENTS,
-    deps=["llm_requests", "hourly_metrics", "human_quality"],
+    deps=[
+        "llm_requests",
+        "hourly_metrics",
+        "hourly_evaluations",
+        "metric_anomalies",
+        "judge_verdicts",
+        "human_quality",
+        "judge_agreement",
+    ],
     group_name="alerts",
     kinds={"duckdb"},
     description="Open incidents (check, scope, since, last hour, value vs threshold), reported by "

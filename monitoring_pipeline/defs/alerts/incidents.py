@@ -31,6 +31,7 @@ class Notice:
     sample_size: int | None
     silenced_by: str | None = None  # the silence that muted it
     window: str | None = None  # what an unpartitioned check judged (e.g. human_bad_rate's trailing hours)
+    detail: str | None = None  # the breach's own wording, where its check gives one (baselines)
 
     @property
     def critical(self) -> bool:
@@ -157,6 +158,7 @@ def apply(
                     figures.get("sample_size"),
                     silenced_by,
                     _window(evaluation),
+                    figures.get("detail"),
                 )
             )
 

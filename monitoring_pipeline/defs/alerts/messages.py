@@ -89,6 +89,8 @@ def _scope_lines(notices: list[Notice]) -> list[str]:
                 f"• {scope}: back within threshold {num(n.threshold)}"
                 + (f" (now {num(n.value)}, n={n.sample_size})" if n.value is not None else "")
             )
+        elif n.detail:  # "error rate 0.90% vs 0.20% expected for Wednesday 15:00 (4 weeks), above 0.52%"
+            lines.append(f"• {scope}: {n.detail} (sample {n.sample_size})")
         else:
             lines.append(f"• {scope}: *{num(n.value)}* vs threshold {num(n.threshold)} (sample {n.sample_size})")
     return lines

@@ -23,10 +23,17 @@ METRIC_COLUMNS = """
     cost_usd DOUBLE NOT NULL,
     feedback_count BIGINT NOT NULL,
     feedback_avg DOUBLE,
-    safety_violations BIGINT NOT NULL
+    safety_violations BIGINT NOT NULL,
+    slow_requests BIGINT
 """
 HOURLY_METRICS_DDL = f"CREATE TABLE IF NOT EXISTS hourly_metrics (hour TIMESTAMP NOT NULL, {METRIC_COLUMNS})"
 HOURLY_MODEL_METRICS_DDL = f"CREATE TABLE IF NOT EXISTS hourly_model_metrics (hour TIMESTAMP NOT NULL, model VARCHAR NOT NULL, {METRIC_COLUMNS})"
+# Columns added after the tables were first created: a warehouse from before gets them (NULL for
+# the hours it already holds; readers of history treat NULL as unknown, not 0).
+ADDED_COLUMNS = [
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS slow_requests BIGINT"
+    for table in ("hourly_metrics", "hourly_model_metrics")
+]
 
 # Same aggregates for both tables; NULL (not 0) where an hour has no evidence.
 AGGREGATES = """
@@ -44,7 +51,8 @@ AGGREGATES = """
                  + output_tokens * coalesce(p.output_per_mtok, $default_out)) / 1e6, 0) AS cost_usd,
     count(feedback) AS feedback_count,
     avg(feedback) AS feedback_avg,
-    count(*) FILTER (len(safety_flags) > 0) AS safety_violations
+    count(*) FILTER (len(safety_flags) > 0) AS safety_violations,
+    count(*) FILTER (latency_ms > $slow_ms) AS slow_requests  -- the latency SLO's bad calls
 """
 SOURCE = """
 FROM llm_requests r
@@ -114,18 +122,24 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
         "out_prices": [p.output_per_mtok for p in priced.values()],
         "default_in": config.prices["default"].input_per_mtok,
         "default_out": config.prices["default"].output_per_mtok,
+        "slow_ms": config.slos.latency.threshold_ms,
     }
     with warehouse.get_connection() as conn:
         conn.execute(HOURLY_METRICS_DDL)
         conn.execute(HOURLY_MODEL_METRICS_DDL)
         _widen(conn, "hourly_metrics")
         _widen(conn, "hourly_model_metrics")
+        for statement in ADDED_COLUMNS:
+            conn.execute(statement)
         with transaction(conn):
             conn.execute("DELETE FROM hourly_metrics WHERE hour = $hour", {"hour": hour})
             conn.execute("DELETE FROM hourly_model_metrics WHERE hour = $hour", {"hour": hour})
-            conn.execute(f"INSERT INTO hourly_metrics SELECT $hour, {AGGREGATES} {SOURCE}", params)
+            # BY NAME: a table that got a column by ALTER has it last, whatever METRIC_COLUMNS says
+            conn.execute(f"INSERT INTO hourly_metrics BY NAME SELECT $hour AS hour, {AGGREGATES} {SOURCE}", params)
             conn.execute(
-                f"INSERT INTO hourly_model_metrics SELECT $hour, model, {AGGREGATES} {SOURCE} GROUP BY model", params
+                f"INSERT INTO hourly_model_metrics BY NAME SELECT $hour AS hour, model, {AGGREGATES} {SOURCE}"
+                " GROUP BY model",
+                params,
             )
         overall = fetch_dicts(conn, "SELECT * FROM hourly_metrics WHERE hour = $hour", {"hour": hour})[0]
         per_model = fetch_dicts(

@@ -1,0 +1,53 @@
+"""hourly_metrics (+ hourly_evaluations when it exists) -> metric_anomalies: the hour against its
+baseline (the same hour of the week over the previous weeks), with the anomaly and SLO burn checks."""
+
+import dagster as dg
+
+from monitoring_pipeline.defs.baselines import anomalies, slo
+from monitoring_pipeline.defs.baselines.sql import METRIC_ANOMALIES_DDL
+from monitoring_pipeline.lib.db import transaction
+from monitoring_pipeline.lib.partitions import hourly_partitions
+from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
+
+SLO_DESCRIPTIONS = {
+    slo.SLO_AVAILABILITY_BURN: "Error budget of the availability SLO burning fast (ERROR: page) or slowly (WARN: ticket).",
+    slo.SLO_LATENCY_BURN: "Error budget of the latency SLO burning fast (ERROR: page) or slowly (WARN: ticket).",
+}
+
+
+@dg.asset(
+    deps=["hourly_metrics", "hourly_model_metrics", "llm_requests", "hourly_evaluations"],
+    group_name="baselines",
+    kinds={"duckdb"},
+    partitions_def=hourly_partitions,
+    check_specs=[
+        *anomalies.check_specs(hourly_partitions),
+        *(
+            dg.AssetCheckSpec(name, asset="metric_anomalies", description=text, partitions_def=hourly_partitions)
+            for name, text in SLO_DESCRIPTIONS.items()
+        ),
+    ],
+    pool="duckdb",
+)
+def metric_anomalies(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
+    """Each metric of the hour, overall and per model, against the same hour of the week."""
+    config = settings.load()
+    hour = context.partition_time_window.start.replace(tzinfo=None)
+    with warehouse.get_connection() as conn:
+        conn.execute(METRIC_ANOMALIES_DDL)
+        rows = anomalies.baseline(conn, hour, config)
+        with transaction(conn):
+            conn.execute("DELETE FROM metric_anomalies WHERE hour = $hour", {"hour": hour})
+            anomalies.write(conn, hour, rows)
+        counts = slo.window_counts(conn, hour, config)
+
+    checks = [anomalies.evaluate(c, rows, hour, config) for c in anomalies.ANOMALY_CHECKS]
+    checks += [slo.evaluate(s, counts, config) for s in slo.slos(config)]
+    return dg.MaterializeResult(
+        metadata={
+            "anomalies": sum(1 for r in rows if r["anomalous"]),
+            "metrics": len(rows),
+            "history_weeks": max((r["history"] for r in rows), default=0),
+        },
+        check_results=checks,
+    )
