@@ -17,7 +17,8 @@ from pathlib import Path
 
 from monitoring_pipeline.lib.db import one
 
-REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+PACKAGE = Path(__file__).resolve().parents[1]
+REPO_DAGSTER_YAML = PACKAGE.parent / "dagster.yaml"
 MODULE = "monitoring_pipeline.definitions"
 
 
@@ -42,9 +43,7 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
     # The daemon's run workers import the code afresh for every run: give them a frozen copy, so
     # editing the working tree while a long backfill runs cannot change what it measures.
     code = workdir / "code"
-    shutil.copytree(
-        Path(__file__).resolve().parent, code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(PACKAGE, code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     env = {
         **os.environ,
         "PYTHONPATH": str(code),

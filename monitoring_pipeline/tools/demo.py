@@ -18,7 +18,7 @@ from pathlib import Path
 
 from monitoring_pipeline.applog import HourlyJsonlHandler, hour_folder
 
-SAMPLE_DATA = Path(__file__).with_name("sample_data")
+SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
 TRACES = {"chat-large": "AzureLLMInferenceTrace_conv.csv", "code-small": "AzureLLMInferenceTrace_code.csv"}
 LATENCY = {"chat-large": (250.0, 0.15, 4.0), "code-small": (80.0, 0.05, 3.0)}  # base ms, ms/input, ms/output token
 

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.defs.ingest import sql
+from monitoring_pipeline.lib import hourly
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
@@ -146,8 +147,18 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
     return one(conn, "SELECT count(*) FROM _staged")[0]
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "llm_requests",
+            group_name="ingest",
+            kinds={"duckdb"},
+            description="One row per valid model call of the hour; every other line goes to `quarantine` with a reason.",
+        )
+    ],
+    can_subset=True,  # a range run reports each hour's check as an evaluation, not as the check's output
     partitions_def=hourly_partitions,
+    backfill_policy=hourly.BACKFILL_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             QUARANTINE_RATE,
@@ -157,9 +168,8 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
         )
     ],
     pool="duckdb",
-    group_name="ingest",
-    kinds={"duckdb"},
 )
+@hourly.per_hour
 def llm_requests(
     context: dg.AssetExecutionContext,
     warehouse: DuckDBWarehouse,
