@@ -101,3 +101,20 @@ def test_hourly_monitoring_backfills_a_day_per_run():
     backfill back to one hour per run."""
     job = defs.resolve_job_def("hourly_monitoring")
     assert job.backfill_policy == BACKFILL_POLICY
+
+
+def test_hourly_range_run_of_a_subset_reports_only_what_was_selected(logs, resources, instance, query):
+    write_hours(logs)
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=["llm_requests", "hourly_metrics"],  # not hourly_model_metrics, though the same step writes it
+        resources=resources,
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": KEYS[0], "dagster/asset_partition_range_end": KEYS[-1]},
+    )
+    assert result.success
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+        "llm_requests",
+        "hourly_metrics",
+    }
+    assert query("SELECT count(DISTINCT hour) FROM hourly_metrics") == [(3,)]
