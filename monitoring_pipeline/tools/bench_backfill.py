@@ -1,5 +1,8 @@
 """A real backfill, the way a user launches one: the repo's dagster.yaml, `dagster-daemon run`,
-and `dagster job backfill`, over days of demo logs. Reports wall time, failed runs, lock errors.
+and `dagster job backfill`, over days of demo logs. Reports wall time, runs, hours/s, failed runs,
+lock errors. The CLI creates the same job backfill as the UI's "Launch backfill" on
+hourly_monitoring (a PartitionBackfill the daemon submits), so the daemon applies the assets'
+backfill policy to it alike: ranges of up to a day per run.
 
     monitoring-pipeline bench-backfill --days 7 --volume 100
 """
@@ -17,7 +20,8 @@ from pathlib import Path
 
 from monitoring_pipeline.lib.db import one
 
-REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+PACKAGE = Path(__file__).resolve().parents[1]
+REPO_DAGSTER_YAML = PACKAGE.parent / "dagster.yaml"
 MODULE = "monitoring_pipeline.definitions"
 
 
@@ -42,9 +46,7 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
     # The daemon's run workers import the code afresh for every run: give them a frozen copy, so
     # editing the working tree while a long backfill runs cannot change what it measures.
     code = workdir / "code"
-    shutil.copytree(
-        Path(__file__).resolve().parents[1], code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(PACKAGE, code / "monitoring_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     env = {
         **os.environ,
         "PYTHONPATH": str(code),
@@ -58,9 +60,51 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
     return {"env": env, "home": home, "lines": lines}
 
 
-def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, timeout_s: float = 3600) -> dict:
-    """Start the daemon, launch the backfill with the CLI, wait until every run has finished."""
+# The UI's "Launch backfill" on hourly_monitoring: the GraphQL mutation launchPartitionBackfill
+# with the job's partition set, run in process against the same workspace the webserver serves.
+# The daemon then submits the backfill under the job's backfill policy (ranges of hours per run).
+# `dagster job backfill` instead submits one run per hour itself and ignores the policy.
+LAUNCH_LIKE_THE_UI = """
+import sys
+import dagster as dg
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+from monitoring_pipeline.lib.partitions import hourly_partitions
+
+MUTATION = (
+    "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {"
+    " __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }"
+)
+first, last = sys.argv[1:3]
+names = hourly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+target = ModuleTarget(
+    module_name="monitoring_pipeline.definitions", attribute=None, working_directory=None, location_name=None
+)
+params = {
+    "selector": {
+        "partitionSetName": "hourly_monitoring_partition_set",
+        "repositorySelector": {"repositoryLocationName": "monitoring_pipeline.definitions", "repositoryName": "__repository__"},
+    },
+    "partitionNames": names,
+}
+with dg.DagsterInstance.get() as instance, WorkspaceProcessContext(instance, target) as workspace:
+    result = execute_dagster_graphql(workspace.create_request_context(), MUTATION, {"p": params})
+    launched = result.data["launchPartitionBackfill"] if result.data else None
+    if not launched or launched["__typename"] != "LaunchBackfillSuccess":
+        sys.exit(f"launchPartitionBackfill: {result.errors or launched}")
+    print(f"Launched backfill {launched['backfillId']} of {len(names)} partitions")
+"""
+
+
+def run_backfill(
+    workdir: Path, first_day: datetime, hours: int, env: dict, timeout_s: float = 3600, via: str = "ui"
+) -> dict:
+    """Start the daemon, launch the backfill as the UI does (`via="cli"`: `dagster job backfill`),
+    wait until every run has finished."""
     import dagster as dg
+    from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
     from dagster._core.storage.dagster_run import FINISHED_STATUSES  # the statuses a run ends in
     from dagster._core.storage.tags import BACKFILL_ID_TAG
 
@@ -79,8 +123,8 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
     try:
         first, last = first_day, first_day + timedelta(hours=hours - 1)
         started = time.monotonic()
-        launch = subprocess.run(
-            [
+        if via == "cli":
+            command = [
                 _bin("dagster"),
                 "job",
                 "backfill",
@@ -93,14 +137,12 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
                 f"{first:%Y-%m-%d-%H:00}",
                 "--to",
                 f"{last:%Y-%m-%d-%H:00}",
-            ],
-            cwd=home,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+            ]
+        else:
+            command = [sys.executable, "-c", LAUNCH_LIKE_THE_UI, f"{first:%Y-%m-%d-%H:00}", f"{last:%Y-%m-%d-%H:00}"]
+        launch = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True)
         if launch.returncode:
-            raise RuntimeError(f"dagster job backfill failed:\n{launch.stderr[-3000:]}")
+            raise RuntimeError(f"launching the backfill failed:\n{launch.stderr[-3000:]}")
         launched_s = time.monotonic() - started
         # Open the same instance as the daemon (its dagster.yaml has paths relative to the cwd),
         # and put the caller's DAGSTER_HOME and cwd back afterwards.
@@ -112,8 +154,15 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
                 (backfill,) = instance.get_backfills(limit=1)
                 runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
                 while True:
+                    # A run covers one hour or, under the assets' backfill policy, a range of them:
+                    # done when the daemon has launched them all and every run has finished.
+                    submitted = instance.get_backfill(backfill.backfill_id)
                     runs = instance.get_runs(filters=runs_filter)
-                    if len(runs) >= hours and all(r.status in FINISHED_STATUSES for r in runs):
+                    if (
+                        submitted is not None
+                        and submitted.status in BULK_ACTION_TERMINAL_STATUSES
+                        and all(r.status in FINISHED_STATUSES for r in runs)
+                    ):
                         break
                     if daemon.poll() is not None:
                         raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
@@ -130,6 +179,10 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
                     or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
                 )
                 materialized = instance.get_materialized_partitions(dg.AssetKey("llm_requests"))
+                evaluations = instance.event_log_storage.get_asset_check_execution_history(
+                    dg.AssetCheckKey(dg.AssetKey("hourly_metrics"), "error_rate"), limit=hours * 2
+                )
+                evaluated_hours = {e.partition for e in evaluations if e.status.value != "PLANNED"} - {None}
                 durations = sorted(
                     r.end_time - r.start_time
                     for r in instance.get_run_records(filters=runs_filter)
@@ -152,11 +205,22 @@ def run_backfill(workdir: Path, first_day: datetime, hours: int, env: dict, time
         "failed_runs": failed,
         "lock_errors": lock_errors,
         "partitions_materialized": len(materialized),
+        "hours_evaluated": len(evaluated_hours),
+        "hours_per_run": max((_hours_in(r) for r in runs), default=0),
         "wall_s": wall_s,
         "launch_s": launched_s,
         "run_median_s": durations[len(durations) // 2] if durations else None,
         "cli_output": launch.stdout.strip().splitlines()[-1:],
     }
+
+
+def _hours_in(run) -> int:
+    """How many hours a run covered: its range tags, or one partition."""
+    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
+    if not (start and end):
+        return 1
+    parse = datetime.strptime
+    return int((parse(end, "%Y-%m-%d-%H:%M") - parse(start, "%Y-%m-%d-%H:%M")).total_seconds() // 3600) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +238,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=int, help="hours to backfill instead of whole days")
     parser.add_argument("--volume", type=int, default=100, help="mean requests per hour (default 100)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument(
+        "--via",
+        choices=("ui", "cli"),
+        default="ui",
+        help="ui (default): the UI's launchPartitionBackfill mutation, a day of hours per run; "
+        "cli: `dagster job backfill`, which launches one run per hour",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,22 +262,24 @@ def run(args: argparse.Namespace) -> int:
             f"backfilling {hours} hourly partitions through dagster-daemon ...",
             flush=True,
         )
-        result = run_backfill(workdir, first_day, hours, setup["env"])
+        result = run_backfill(workdir, first_day, hours, setup["env"], via=args.via)
         with duckdb.connect(str(workdir / "monitoring.duckdb"), read_only=True) as conn:
             hours_in_db = one(conn, "SELECT count(DISTINCT hour) FROM hourly_metrics")[0]
         print(
-            f"runs: {result['runs']}, failed: {len(result['failed_runs'])}, lock errors in event logs: "
-            f"{result['lock_errors']}, partitions materialized: {result['partitions_materialized']}, "
-            f"hours in hourly_metrics: {hours_in_db}"
+            f"runs: {result['runs']} (up to {result['hours_per_run']} hours each), failed: "
+            f"{len(result['failed_runs'])}, lock errors in event logs: {result['lock_errors']}, partitions "
+            f"materialized: {result['partitions_materialized']}, hours with an error_rate evaluation: "
+            f"{result['hours_evaluated']}, hours in hourly_metrics: {hours_in_db}"
         )
         print(
-            f"wall time: {result['wall_s']:.0f} s ({result['wall_s'] / hours:.1f} s per partition; "
-            f"CLI launch {result['launch_s']:.0f} s; median run {result['run_median_s'] or 0:.1f} s)"
+            f"wall time: {result['wall_s']:.0f} s ({result['wall_s'] / hours:.2f} s per partition, "
+            f"{hours / result['wall_s']:.2f} hours/s; CLI launch {result['launch_s']:.0f} s; "
+            f"median run {result['run_median_s'] or 0:.1f} s; load average at the end {os.getloadavg()[0]:.1f})"
         )
         ok = (
             not result["failed_runs"]
             and result["lock_errors"] == 0
-            and result["partitions_materialized"] == hours == hours_in_db
+            and result["partitions_materialized"] == hours == hours_in_db == result["hours_evaluated"]
         )
         print("OK" if ok else "NOT OK")
         return 0 if ok else 1

@@ -5,6 +5,7 @@ import dagster as dg
 
 from monitoring_pipeline.defs.baselines import anomalies, slo
 from monitoring_pipeline.defs.baselines.sql import METRIC_ANOMALIES_DDL
+from monitoring_pipeline.lib import hourly
 from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
@@ -15,10 +16,18 @@ SLO_DESCRIPTIONS = {
 }
 
 
-@dg.asset(
-    deps=["hourly_metrics", "hourly_model_metrics", "llm_requests", "hourly_evaluations"],
-    group_name="baselines",
-    kinds={"duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "metric_anomalies",
+            deps=["hourly_metrics", "hourly_model_metrics", "llm_requests", "hourly_evaluations"],
+            group_name="baselines",
+            kinds={"duckdb"},
+            description="Each metric of the hour, overall and per model, against the same hour of the week.",
+        )
+    ],
+    can_subset=True,  # a range run reports each hour's checks as evaluations (lib/hourly.py)
+    backfill_policy=hourly.BACKFILL_POLICY,
     partitions_def=hourly_partitions,
     check_specs=[
         *anomalies.check_specs(hourly_partitions),
@@ -29,6 +38,7 @@ SLO_DESCRIPTIONS = {
     ],
     pool="duckdb",
 )
+@hourly.per_hour
 def metric_anomalies(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
     """Each metric of the hour, overall and per model, against the same hour of the week."""
     config = settings.load()

@@ -21,7 +21,7 @@ from monitoring_pipeline.defs.evaluation.sql import (
     judge_sql,
 )
 from monitoring_pipeline.defs.review import redaction
-from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib import hourly, markdown
 from monitoring_pipeline.lib.checks import check_result, judge
 from monitoring_pipeline.lib.db import fetch_dicts, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
@@ -96,9 +96,12 @@ def evaluation_assets(config: MonitoringConfig) -> dg.AssetsDefinition:
             for e in declared
         ],
         partitions_def=hourly_partitions,
+        can_subset=True,  # a range run reports each hour's checks as evaluations (lib/hourly.py)
+        backfill_policy=hourly.BACKFILL_POLICY,
         pool="duckdb",
         name="evaluations",
     )
+    @hourly.per_hour
     def evaluations(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
         """Run every evaluator over every call of the hour, in SQL."""
         config = settings.load()

@@ -10,7 +10,7 @@ from monitoring_pipeline.contract import FIELDS
 from monitoring_pipeline.defs.ingest import sql
 from monitoring_pipeline.defs.ingest.files import LOG_FINGERPRINT, check_line_lengths, files_gone
 from monitoring_pipeline.defs.ingest.logs import llm_logs
-from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib import hourly, markdown
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
@@ -194,7 +194,9 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
             description="The hour's rejected log lines, each with the first contract rule it breaks.",
         ),
     ],
+    can_subset=True,  # a range run reports each hour's check as an evaluation, not as the check's output
     partitions_def=hourly_partitions,
+    backfill_policy=hourly.BACKFILL_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             QUARANTINE_RATE,
@@ -205,6 +207,7 @@ def _staged_lines(conn: duckdb.DuckDBPyConnection) -> int:
     ],
     pool="duckdb",
 )
+@hourly.per_hour
 def llm_requests(
     context: dg.AssetExecutionContext,
     warehouse: DuckDBWarehouse,

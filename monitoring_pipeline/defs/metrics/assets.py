@@ -4,7 +4,7 @@ with the threshold checks judged on them."""
 import dagster as dg
 
 from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS, check_specs, evaluate
-from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib import hourly, markdown
 from monitoring_pipeline.lib.db import fetch_dicts, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
@@ -109,7 +109,10 @@ PLOTTED = (
     check_specs=check_specs(hourly_partitions),
     partitions_def=hourly_partitions,
     pool="duckdb",
+    can_subset=True,  # a range run reports each hour's checks as evaluations, not as the checks' outputs
+    backfill_policy=hourly.BACKFILL_POLICY,
 )
+@hourly.per_hour
 def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
     """Hourly metrics, overall and per model, and the threshold checks on them."""
     config = settings.load()

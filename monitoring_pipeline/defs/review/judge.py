@@ -14,7 +14,7 @@ from monitoring_pipeline.defs.review import judge_sql as sql
 from monitoring_pipeline.defs.review.export import export_hour, hour_dir
 from monitoring_pipeline.defs.review.judge_client import JudgeClient, Outcome
 from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL
-from monitoring_pipeline.lib import checks, markdown
+from monitoring_pipeline.lib import checks, hourly, markdown
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
@@ -23,12 +23,20 @@ JUDGE_BAD_RATE = "judge_bad_rate"
 NOT_CONFIGURED = "Judge not configured: set MONITORING_JUDGE_URL and MONITORING_JUDGE_MODEL to judge the review sample."
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "judge_verdicts",
+            deps=["review_sample"],
+            group_name="review",
+            kinds={"duckdb", "openai"},
+            description="The LLM judge's verdict (good/bad, reason) on each review_sample request, per rubric.",
+        )
+    ],
     partitions_def=hourly_partitions,
-    deps=["review_sample"],
+    can_subset=True,  # a range run reports each hour's check as an evaluation (lib/hourly.py)
+    backfill_policy=hourly.BACKFILL_POLICY,
     pool="duckdb",
-    group_name="review",
-    kinds={"duckdb", "openai"},
     check_specs=[
         dg.AssetCheckSpec(
             JUDGE_BAD_RATE,
@@ -38,6 +46,7 @@ NOT_CONFIGURED = "Judge not configured: set MONITORING_JUDGE_URL and MONITORING_
         )
     ],
 )
+@hourly.per_hour
 def judge_verdicts(
     context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings, judge: JudgeClient
 ):

@@ -12,7 +12,7 @@ from monitoring_pipeline.defs.evaluation.sql import EVALUATION_FLAGS_DDL
 from monitoring_pipeline.defs.review import redaction
 from monitoring_pipeline.defs.review.export import JUDGE_COLUMNS, export_hour, hour_dir
 from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL, SELECT_SAMPLE, STRATA, sample_params
-from monitoring_pipeline.lib import markdown
+from monitoring_pipeline.lib import hourly, markdown
 from monitoring_pipeline.lib.db import one, transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
@@ -26,7 +26,9 @@ SALT_ENV = "MONITORING_REVIEW_SALT"
     pool="duckdb",
     group_name="review",
     kinds={"duckdb"},
+    backfill_policy=hourly.BACKFILL_POLICY,
 )
+@hourly.per_hour
 def review_sample(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
     """The hour's review sample: ~1 % at random plus capped strata (PII leaks, safety, errors, other
     evaluator flags, low ratings, slow, every model), redacted, with why each row was picked; exported as CSV and JSONL."""

@@ -1,0 +1,120 @@
+"""Range runs (a backfill puts up to a day of hours in one run): every hour is written, checked and
+recorded on its own, the alerts read each hour's evaluations, and a single-hour run is unchanged."""
+
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+
+from monitoring_pipeline.definitions import defs
+from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS
+from monitoring_pipeline.lib.hourly import BACKFILL_POLICY
+from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION
+from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
+
+HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
+KEYS = [key(h) for h in HOURS]
+REQUESTS = [40, 60, 80]  # a different figure per hour, to tell each hour's metadata apart
+
+
+def run_range(resources, instance, first: str = KEYS[0], last: str = KEYS[-1]):
+    """A run over a range of hours, as a backfill with BACKFILL_POLICY launches it."""
+    return dg.materialize(
+        ALL_ASSETS,
+        resources=resources,
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    )
+
+
+def write_hours(logs) -> None:
+    for hour, n in zip(HOURS, REQUESTS, strict=True):
+        hour_with(logs, hour, n=n, errors=5 if hour == HOURS[1] else 0)  # 11:00 breaks error_rate
+
+
+def latest_metadata(instance, asset: str, partition: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    return {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def test_hourly_range_run_writes_every_hour_in_every_table(logs, resources, instance, query):
+    write_hours(logs)
+    assert run_range(resources, instance).success
+    for table in ("llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"):
+        assert query(f"SELECT count(DISTINCT hour) FROM {table}") == [(3,)], table
+    assert query("SELECT requests FROM hourly_metrics ORDER BY hour") == [(n,) for n in REQUESTS]
+
+
+def test_hourly_range_run_evaluates_each_check_per_hour(logs, resources, instance):
+    write_hours(logs)
+    result = run_range(resources, instance)
+    by_check: dict[str, dict[str | None, bool]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        by_check.setdefault(evaluation.check_name, {})[evaluation.partition] = evaluation.passed
+    expected = {c.name for c in THRESHOLD_CHECKS} | {"quarantine_rate"}
+    assert set(by_check) == expected
+    assert all(list(hours) == KEYS for hours in by_check.values())  # one per hour, in order, none without one
+    assert by_check["error_rate"] == {KEYS[0]: True, KEYS[1]: False, KEYS[2]: True}
+    assert len(result.get_asset_check_evaluations()) == 3 * len(expected)
+
+
+def test_hourly_range_run_latest_materialization_carries_the_hours_figures(logs, resources, instance):
+    write_hours(logs)
+    run_range(resources, instance)
+    for partition, n in zip(KEYS, REQUESTS, strict=True):
+        assert latest_metadata(instance, "hourly_metrics", partition)["requests"] == n
+        assert latest_metadata(instance, "llm_requests", partition)["rows_ingested"] == n
+        assert latest_metadata(instance, "review_sample", partition)["requests"] == n
+        assert "hours_in_run" not in latest_metadata(instance, "hourly_model_metrics", partition)
+    assert instance.get_materialized_partitions(dg.AssetKey("review_sample")) == set(KEYS)
+
+
+def test_hourly_single_hour_run_records_what_it_did_before(logs, resources, instance):
+    hour_with(logs, HOUR, n=40)
+    result = dg.materialize(ALL_ASSETS, partition_key=PARTITION, resources=resources, instance=instance)
+    materializations = result.get_asset_materialization_events()
+    assert len(materializations) == 4  # one per asset, no range summary
+    assert all(m.partition == PARTITION for m in materializations)
+    assert result.asset_materializations_for_node("llm_requests")[0].metadata["rows_ingested"].value == 40
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {PARTITION}
+    # The evaluation points at its materialization, as an AssetCheckResult returned with it does.
+    assert all(e.target_materialization_data for e in result.get_asset_check_evaluations())
+
+
+def test_hourly_range_run_opens_the_incident_at_its_own_hour(logs, resources, instance, slack, tmp_path):
+    write_hours(logs)
+    run_range(resources, instance)
+    tick(resources, instance, HOURS[-1] + timedelta(hours=1, minutes=10))
+    with duckdb.connect(str(tmp_path / "alerts.duckdb"), read_only=True) as conn:
+        incidents = conn.execute(
+            "SELECT check_name, scope, state, first_partition, last_partition FROM incidents ORDER BY ALL"
+        ).fetchall()
+    # 11:00 opened it, 12:00 (healthy) resolved it: the range was read hour by hour.
+    assert ("error_rate", "all", "resolved", KEYS[1], KEYS[2]) in incidents
+    assert all(row[3] in KEYS for row in incidents)
+
+
+def test_hourly_monitoring_backfills_a_day_per_run():
+    """Every hourly asset in the job carries the policy: one without it would put the whole
+    backfill back to one hour per run."""
+    job = defs.resolve_job_def("hourly_monitoring")
+    assert job.backfill_policy == BACKFILL_POLICY
+
+
+def test_hourly_range_run_of_a_subset_reports_only_what_was_selected(logs, resources, instance, query):
+    write_hours(logs)
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=["llm_requests", "hourly_metrics"],  # not hourly_model_metrics, though the same step writes it
+        resources=resources,
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": KEYS[0], "dagster/asset_partition_range_end": KEYS[-1]},
+    )
+    assert result.success
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+        "llm_requests",
+        "hourly_metrics",
+    }
+    assert query("SELECT count(DISTINCT hour) FROM hourly_metrics") == [(3,)]
