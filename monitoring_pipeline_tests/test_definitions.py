@@ -1,5 +1,8 @@
 """The code location loads, and every public name the issues pin resolves."""
 
+import re
+from pathlib import Path
+
 import dagster as dg
 
 from monitoring_pipeline.definitions import defs
@@ -62,3 +65,15 @@ def test_definitions_evaluation_assets_and_checks_run_hourly():
     assert {"evaluation_flags", "hourly_evaluations", "review_sample"} <= in_job
     review = graph.get(dg.AssetKey("review_sample"))
     assert dg.AssetKey("evaluation_flags") in review.parent_keys  # the sample reads the flags
+
+
+def test_readme_map_names_every_domain_folder_and_no_other():
+    """The README's 'Where things live' map and the tree agree, folder for folder."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^  (defs/\w+|lib|tools)/", section, flags=re.M))
+    package = root / "monitoring_pipeline"
+    on_disk = {f"defs/{p.name}" for p in (package / "defs").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    on_disk |= {"lib", "tools"}
+    assert listed == on_disk
