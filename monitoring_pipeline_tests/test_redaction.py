@@ -164,6 +164,7 @@ def scrub(text: str) -> str:
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:.]+",
         r"[0-9]+\.[0-9]+",
         r"/tmp/[^ '\"]*",
+        r"'threshold/\w+': \w+\(value=[0-9.]+\)",  # the configured thresholds plotted beside the metrics
     ):
         text = re.sub(pattern, " ", text)
     return text
