@@ -147,6 +147,7 @@ def _rendered() -> str:
     for name, source in (("SCAN_LINES", sql.SCAN_LINES), ("NUMBERED_LINES", sql.NUMBERED_LINES)):
         statements[f"stage({name})"] = sql.stage(source)
         statements[f"fill_duplicate_lines({name})"] = sql.fill_duplicate_lines(source)
+    statements["insert_valid_lines(strict, lenient)"] = sql.insert_valid_lines(strict=True, lenient=True)
     return "".join(f"-- {name}\n{text.strip()}\n\n" for name, text in sorted(statements.items()))
 
 

@@ -78,6 +78,8 @@ BAD_LINES = [
     (json.dumps(record(1, timestamp="2026-W09-7T10:30:00Z")).encode(), "invalid_value:timestamp"),
     (json.dumps(record(1, status="error", latency_ms=-1, model=5)).encode(), "wrong_type:model"),
     (json.dumps(record(1, feedback=9, input_tokens="1", status=None)).encode(), "missing_field:status"),
+    # a duplicate key comes before the field rules: which of its values is meant is unknown
+    (json.dumps(record(1, feedback=9)).replace("}", ', "status": "error"}'), "duplicate_key:status"),
 ]
 
 
@@ -88,6 +90,63 @@ def test_ingest_quarantines_each_bad_input_kind_with_its_reason(logs, run_hour, 
     assert quarantine(query) == [(2, reason)]
     assert meta["rows_ingested"].value == 2
     assert meta["lines_read"].value == 3 == meta["rows_ingested"].value + meta["rows_quarantined"].value
+
+
+def with_duplicate_key(i: int, key: str = "status", value: str = '"error"') -> str:
+    """A valid record's line with `key` appended again: `"status": "ok", ..., "status": "error"`."""
+    return json.dumps(record(i))[:-1] + f', "{key}": {value}}}'
+
+
+@pytest.mark.parametrize("name", ["app.jsonl", "app.jsonl.gz"])
+def test_ingest_duplicate_key_is_quarantined_with_its_line_number(logs, run_hour, query, name):
+    logs.lines([json.dumps(record(0)), with_duplicate_key(1), json.dumps(record(2))], name=name)
+    logs.records([record(3), record(4)], name="other.jsonl")
+    meta = ingest(run_hour)
+    assert query("SELECT parse_filename(source_file), line_number, reason, raw_line FROM quarantine") == [
+        (name, 2, "duplicate_key:status", with_duplicate_key(1))
+    ]
+    assert query("SELECT request_id, status FROM llm_requests ORDER BY 1") == [
+        (f"req-10-0000{i}", "ok") for i in (0, 2, 3, 4)
+    ]
+    assert (meta["lines_read"].value, meta["rows_ingested"].value, meta["rows_quarantined"].value) == (5, 4, 1)
+    assert meta["fast_path_fallback"].value == 0 and meta["exact_path_files"].value == 1
+
+
+def test_ingest_duplicate_key_beside_a_malformed_line_in_another_file_is_found(logs, run_hour, query):
+    """The strict read names one refused file; a duplicate key elsewhere is still found."""
+    logs.lines([json.dumps(record(0)), "{oops", json.dumps(record(1)), with_duplicate_key(2)], name="a.jsonl")
+    logs.lines([json.dumps(record(3)), "{oops", json.dumps(record(4))], name="b.jsonl")
+    logs.lines([with_duplicate_key(5, "model", '"x"'), json.dumps(record(6))], name="c.jsonl")
+    logs.records([record(7)], name="d.jsonl")
+    meta = ingest(run_hour)
+    assert query("SELECT parse_filename(source_file), line_number, reason FROM quarantine ORDER BY 1, 2") == [
+        ("a.jsonl", 2, "malformed_json"),
+        ("a.jsonl", 4, "duplicate_key:status"),
+        ("b.jsonl", 2, "malformed_json"),
+        ("c.jsonl", 1, "duplicate_key:model"),
+    ]
+    assert query("SELECT count(*) FROM llm_requests") == [(6,)]
+    assert (meta["lines_read"].value, meta["rows_ingested"].value, meta["rows_quarantined"].value) == (10, 6, 4)
+    assert meta["fast_path_fallback"].value == 0
+
+
+def test_ingest_duplicate_key_outside_the_contract_is_ignored(logs, run_hour, query):
+    logs.lines([with_duplicate_key(0, "trace_id", '"a"').replace("}", ', "trace_id": "b"}')])
+    meta = ingest(run_hour)
+    assert query("SELECT request_id FROM llm_requests") == [("req-10-00000",)]
+    assert meta["rows_quarantined"].value == 0
+
+
+def test_ingest_clean_hour_takes_the_strict_fast_path(logs, run_hour):
+    logs.records([record(i) for i in range(3)], name="a.jsonl")
+    logs.records([record(i) for i in range(3, 5)], name="b.jsonl.gz")
+    meta = ingest(run_hour)
+    assert meta["rows_ingested"].value == 5
+    assert (meta["fast_path_fallback"].value, meta["exact_path_files"].value, meta["lenient_read_files"].value) == (
+        0,
+        0,
+        0,
+    )
 
 
 def test_ingest_truncated_last_line_is_named_and_keeps_its_raw_text(logs, run_hour, query):

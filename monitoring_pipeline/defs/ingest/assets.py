@@ -1,5 +1,6 @@
 """llm_logs -> llm_requests + quarantine: the hour's files, validated in DuckDB, idempotently."""
 
+import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -26,11 +27,21 @@ class FilesChanged(Exception):
     """The fast pass does not add up (a file grew or changed between its scans)."""
 
 
+class StrictReadFailed(Exception):
+    """The strict fast read met a line it refuses (malformed, not an object, a duplicate key)."""
+
+    def __init__(self, err: duckdb.Error, files: list[str]):
+        super().__init__(str(err))
+        named = re.search(r'in file "(.*?)", (?:at byte \d+ )?in line \d+', str(err))
+        self.file = named.group(1) if named and named.group(1) in files else None
+
+
 class Replaced(NamedTuple):
     lines_read: int
     unreadable: list[tuple[str, str]]  # files not read (DuckDB could not, or refused), with the reason
     exact_path_files: int  # files classified line by line with exact numbers (the slower path)
     fallback_reason: str  # why the whole hour left the fast path; "" when it did not
+    lenient_files: int  # files the fast pass read leniently because the strict read refused a line
 
 
 def _replace_hour(
@@ -41,16 +52,23 @@ def _replace_hour(
     hour, with the `refused` files (never read). The fast path failing costs the hour about twice
     the time, and a bug in the generated SQL would make every hour pay it, so it is a warning and
     shows in the metadata."""
-    try:
-        with transaction(conn):
-            _delete_hour(conn, hour)
-            settled, exact = _load_fast(conn, files, hour)
-            numbered = _stage_files(conn, exact, hour) if exact else _stage_nothing(conn, hour)
-            _insert_staged(conn, hour, numbered, refused)
-            return Replaced(settled + _staged_lines(conn) + len(refused), refused, len(exact), "")
-    except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:500]}"
-        log.warning(f"Staging the hour file by file, off the fast path: {reason}")
+    lenient: list[str] = []  # the files read leniently: none (clean hours), then the one named, then all
+    while True:
+        try:
+            with transaction(conn):
+                _delete_hour(conn, hour)
+                settled, exact = _load_fast(conn, files, hour, lenient)
+                numbered = _stage_files(conn, exact, hour) if exact else _stage_nothing(conn, hour)
+                _insert_staged(conn, hour, numbered, refused)
+                return Replaced(settled + _staged_lines(conn) + len(refused), refused, len(exact), "", len(lenient))
+        except StrictReadFailed as err:  # the transaction is aborted: again, reading leniently what it names
+            conn.execute("RESET preserve_insertion_order")
+            lenient = [*lenient, err.file] if err.file and err.file not in lenient and not lenient else list(files)
+            continue
+        except (duckdb.Error, FilesChanged) as err:  # a file that cannot be read, or changed: stage file by file
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:500]}"
+            log.warning(f"Staging the hour file by file, off the fast path: {reason}")
+            break
     check_line_lengths(files)  # a line over 16 MB is one reason to be here; one past DuckDB's buffer fails the run
     conn.execute("RESET preserve_insertion_order")  # in case the RESET in _load_fast met an aborted transaction
     unread, numbered = _stage(conn, files, hour)
@@ -58,7 +76,7 @@ def _replace_hour(
     with transaction(conn):
         _delete_hour(conn, hour)
         _insert_staged(conn, hour, numbered, unreadable)
-    return Replaced(_staged_lines(conn) + len(unreadable), unreadable, len(files) - len(unread), reason)
+    return Replaced(_staged_lines(conn) + len(unreadable), unreadable, len(files) - len(unread), reason, len(lenient))
 
 
 def _add_field_columns(conn: duckdb.DuckDBPyConnection) -> None:
@@ -73,19 +91,28 @@ def _delete_hour(conn: duckdb.DuckDBPyConnection, hour) -> None:
     conn.execute("DELETE FROM quarantine WHERE hour = $hour", {"hour": hour})
 
 
-def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour) -> tuple[int, list[str]]:
-    """The fast pass (see ingest_sql.INSERT_VALID_LINES): load every file's valid lines at once,
-    in parallel; quarantine the bad lines of files that have some; take back the rows of the files
-    that need the exact path. Returns the lines of the files settled, and the files left."""
+def _load_fast(conn: duckdb.DuckDBPyConnection, files: list[str], hour, lenient: list[str]) -> tuple[int, list[str]]:
+    """The fast pass (see sql.insert_valid_lines): load every file's valid lines at once, in
+    parallel, reading strictly all but the `lenient` files; quarantine the bad lines of files that
+    have some; take back the rows of the files that need the exact path (a duplicate key among
+    them). Returns the lines of the files settled, and the files left. Raises StrictReadFailed
+    when the strict read refuses a line (then the transaction is aborted)."""
     if not files:
         return 0, []
+    strict = [f for f in files if f not in lenient]
     conn.execute("SET preserve_insertion_order = false")  # rows land in any order; nothing reads them in order
     try:
-        conn.execute(sql.INSERT_VALID_LINES, {"files": files, "hour": hour})
-    finally:
-        conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
+        conn.execute(
+            sql.insert_valid_lines(strict=bool(strict), lenient=bool(lenient)),
+            {"hour": hour, **({"strict": strict} if strict else {}), **({"lenient": lenient} if lenient else {})},
+        )
+    except duckdb.InvalidInputException as err:  # the transaction is aborted: the caller resets after the rollback
+        if strict:
+            raise StrictReadFailed(err, files) from err
+        raise
+    conn.execute("RESET preserve_insertion_order")  # the numbered scans rely on file order
     conn.execute(sql.DROP_REJECTS)
-    conn.execute(sql.COUNT_LINES, {"files": files})
+    conn.execute(sql.COUNT_LINES, {"files": files, "lenient": lenient})
     status = conn.execute(sql.FILE_STATUS, {"hour": hour}).fetchall()
     exact = [f for f, _, _, needs_exact in status if needs_exact]
     bad_lines = {f: lines - loaded for f, lines, loaded, needs_exact in status if not needs_exact and loaded != lines}
@@ -279,6 +306,7 @@ def llm_requests(
             **({"files_gone": gone} if gone else {}),
             "exact_path_files": replaced.exact_path_files,
             "fast_path_fallback": int(bool(replaced.fallback_reason)),
+            "lenient_read_files": replaced.lenient_files,
             "fallback_reason": replaced.fallback_reason,
         },
         check_results=[

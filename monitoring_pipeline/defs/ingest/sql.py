@@ -235,11 +235,27 @@ _TYPED_COLUMNS = ",\n        ".join(
 _PATHS = "[" + ", ".join(_literal(f"$.{f.name}") for f in FIELDS) + "]"
 
 
+_FIELD_LIST = "[" + ", ".join(_literal(f.name) for f in FIELDS) + "]"
+
+
+def duplicate_key(line: str) -> str:
+    """The first contract field (in FIELDS order) that the JSON object `line` holds twice, else
+    NULL. Parsers disagree on such a line (DuckDB keeps the first value, Python's json the last),
+    so it is quarantined rather than guessed. A duplicated key outside the contract is ignored,
+    as unknown fields are. json_keys parses the whole line: run only where lines are already
+    read one by one (the exact path, suspects, and files the strict read refused)."""
+    keys = f"try(json_keys({line}))"
+    return f"""(SELECT CASE WHEN len(k) > len(list_distinct(k)) THEN
+                list_filter({_FIELD_LIST}, lambda f: len(list_filter(k, lambda x: x = f)) > 1)[1] END
+        FROM (SELECT {keys} AS k))"""
+
+
 def _text_fields(source: str) -> str:
     """A line's fields, parsed once: json_extract of every field from the text of the lines that
     `source` gives (try() makes bad JSON a NULL, not an error)..."""
     return f"""
 SELECT source_file, seq, line, read_error, v IS NOT NULL AS parsed,
+       CASE WHEN v IS NOT NULL THEN {duplicate_key("line")} END AS duplicate_key,
        {_field_columns([f"v[{i}]" for i in range(1, len(FIELDS) + 1)])}
 FROM (SELECT source_file, seq, line, read_error, try(json_extract(line, {_PATHS})) AS v
       FROM ({source}))
@@ -247,15 +263,21 @@ FROM (SELECT source_file, seq, line, read_error, try(json_extract(line, {_PATHS}
 
 
 # ... or, for the fast pass, read_json's own parser with every field as a JSON column: the same
-# yyjson parse and the same JSON text per field as json_extract gives (a line it cannot parse, a
-# JSON array or scalar, becomes an all-NULL row, which the rules reject), in a third of the time
-# of splitting lines and parsing them again. It skips blank lines; ingest counts lines separately.
+# yyjson parse and the same JSON text per field as json_extract gives, in a third of the time of
+# splitting lines and parsing them again. It skips blank lines; ingest counts lines separately.
+# Strict ($strict files, ignore_errors = false), it raises on the first line it cannot parse, that
+# is not an object, or that has a duplicate key: so a file it reads whole has none, at no cost.
+# Lenient ($lenient files, those a strict read refused), a bad line becomes an all-NULL row, which
+# the rules reject, and a duplicate key keeps its first value: COUNT_LINES finds those lines.
 _JSON_COLUMNS = "{" + ", ".join(f"{_literal(f.name)}: 'JSON'" for f in FIELDS) + "}"
-_JSON_FIELDS = f"""
+
+
+def _json_fields(files: str, ignore_errors: bool) -> str:
+    return f"""
 SELECT filename AS source_file, NULL::BIGINT AS seq, NULL::VARCHAR AS line, NULL::VARCHAR AS read_error,
-       true AS parsed, {_field_columns([f'"{f.name}"' for f in FIELDS])}
-FROM read_json($files, format = 'newline_delimited', columns = {_JSON_COLUMNS}, ignore_errors = true,
-               filename = true)
+       true AS parsed, NULL::VARCHAR AS duplicate_key, {_field_columns([f'"{f.name}"' for f in FIELDS])}
+FROM read_json({files}, format = 'newline_delimited', columns = {_JSON_COLUMNS},
+               ignore_errors = {str(ignore_errors).lower()}, filename = true)
 """
 
 
@@ -274,6 +296,7 @@ checked AS (
             WHEN read_error IS NOT NULL THEN read_error
             WHEN NOT parsed AND (line IS NULL OR trim(line) = '') THEN 'empty_line'  -- trim copies: bad lines only
             WHEN NOT parsed THEN 'malformed_json'
+            WHEN duplicate_key IS NOT NULL THEN 'duplicate_key:' || duplicate_key
             -- a valid JSON array or scalar has none of the fields; only then is the line's type looked at
             WHEN CASE WHEN v_request_id IS NULL AND v_timestamp IS NULL
                       THEN json_type(line) <> 'OBJECT' ELSE false END THEN 'not_a_json_object'
@@ -345,18 +368,32 @@ SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
 FROM _staged WHERE reason IS NULL
 """
 
+
 # The fast pass: every valid line of every file straight into llm_requests, in parallel, with no
 # line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
 # settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
 # request_id seen twice (`exact`) lose their rows again and are staged exactly (stage()).
-INSERT_VALID_LINES = f"""
+def insert_valid_lines(strict: bool, lenient: bool) -> str:
+    """INSERT_VALID_LINES over $strict files, $lenient files, or both (read_json takes no empty list)."""
+    reads = [_json_fields("$strict", False)] if strict else []
+    reads += [_json_fields("$lenient", True)] if lenient else []
+    return f"""
 INSERT INTO llm_requests BY NAME
 SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
-FROM ({_classified(_JSON_FIELDS)}) WHERE reason IS NULL
+FROM ({_classified(" UNION ALL ".join(reads))}) WHERE reason IS NULL
 """
+
+
+INSERT_VALID_LINES = insert_valid_lines(strict=True, lenient=False)  # the common case: every file strict
+# The lines of each file and, in the files read leniently only (CASE evaluates json_keys for
+# their lines alone), those with a duplicate key: the lenient read loaded them as valid.
 COUNT_LINES = f"""
-CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT filename AS source_file, count(*) AS n FROM {_READ_CSV} GROUP BY ALL
+CREATE OR REPLACE TEMP TABLE _file_lines AS
+SELECT filename AS source_file, count(*) AS n,
+       count(*) FILTER (WHERE CASE WHEN list_contains($lenient, filename)
+                                   THEN {duplicate_key("line")} IS NOT NULL ELSE false END) AS duplicate_keys
+FROM {_READ_CSV} GROUP BY ALL
 """
 FILE_STATUS = """
 WITH lines AS (FROM _file_lines),
@@ -368,7 +405,8 @@ duplicated AS (
         SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
 )
 SELECT source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
-       source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated) AS exact
+       source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated)
+       OR coalesce(lines.duplicate_keys, 0) > 0 AS exact
 FROM (SELECT source_file FROM lines UNION SELECT source_file FROM loaded UNION SELECT * FROM rejected)
      LEFT JOIN lines USING (source_file) LEFT JOIN loaded USING (source_file)
 ORDER BY 1
