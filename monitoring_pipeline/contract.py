@@ -70,7 +70,8 @@ TIMESTAMP_FORMAT = (
 )
 _TIMESTAMP = re.compile(TIMESTAMP_FORMAT)
 
-# The order in which a line's problems are reported; the first is the quarantine reason.
+# The order in which a line's problems are reported; the first is the quarantine reason. (Ingest
+# checks the raw text first: malformed_json, not_a_json_object, duplicate_key, then these.)
 PROBLEM_ORDER = ("missing_field", "wrong_type", "invalid_value")
 
 
@@ -116,7 +117,9 @@ def validate_record(record: dict) -> list[str]:
     The app-side writer calls this so a bug shows up in the app, not an hour later. Ingest applies
     the same rules in SQL, generated from the same FIELDS. A dict cannot hold a key twice, so a
     duplicate key, which only raw JSON text can have, is beyond this check (and json.dumps never
-    writes one); ingest keeps a duplicated field's first value (issue 14, not yet a rule).
+    writes one). Ingest quarantines a line that gives a contract field twice as
+    `duplicate_key:<field>`, right after the JSON syntax rules (malformed_json, not_a_json_object)
+    and before every rule below, since which of the values was meant is unknown.
     """
     problems: list[tuple[int, int, str]] = []
     for index, field in enumerate(FIELDS):
