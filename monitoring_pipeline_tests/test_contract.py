@@ -24,6 +24,7 @@ NOT_A_RECORD = {
     "invalid_utf8",  # raw bytes: the handler writes UTF-8
     "timestamp_outside_hour",  # the handler writes each line into its own timestamp's hour
     "duplicate_request_id",  # needs the other lines of the hour
+    "duplicate_key:status",  # a dict cannot hold a key twice (json.loads keeps the last value)
 }
 
 
