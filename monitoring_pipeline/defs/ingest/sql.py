@@ -244,10 +244,10 @@ def duplicate_key(line: str) -> str:
     so it is quarantined rather than guessed. A duplicated key outside the contract is ignored,
     as unknown fields are. json_keys parses the whole line: run only where lines are already
     read one by one (the exact path, suspects, and files the strict read refused)."""
-    keys = f"try(json_keys({line}))"
-    return f"""(SELECT CASE WHEN len(k) > len(list_distinct(k)) THEN
-                list_filter({_FIELD_LIST}, lambda f: len(list_filter(k, lambda x: x = f)) > 1)[1] END
-        FROM (SELECT {keys} AS k))"""
+    # list_transform over a one-element list names the keys once without a scalar subquery, which
+    # DuckDB would decorrelate into a join over every line, even those the CASE around skips
+    return f"""list_transform([try(json_keys({line}))], lambda k: CASE WHEN len(k) > len(list_distinct(k)) THEN
+                list_filter({_FIELD_LIST}, lambda f: len(list_filter(k, lambda x: x = f)) > 1)[1] END)[1]"""
 
 
 def _text_fields(source: str) -> str:
