@@ -206,7 +206,8 @@ def test_backfill_through_the_daemon_posts_one_summary_once_done(tmp_path, monke
 
     first_day = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
     setup = prepare(tmp_path, first_day, days=1, volume=20)
-    assert run_backfill(tmp_path, first_day, hours=4, env=setup["env"], timeout_s=600)["runs"] == 4
+    done = run_backfill(tmp_path, first_day, hours=4, env=setup["env"], timeout_s=600)
+    assert (done["failed_runs"], done["partitions_materialized"]) == ([], 4)  # one ranged run, or one per hour
     for name, value in setup["env"].items():
         if name.startswith("MONITORING_") or name == "DAGSTER_HOME":
             monkeypatch.setenv(name, value)
@@ -217,3 +218,15 @@ def test_backfill_through_the_daemon_posts_one_summary_once_done(tmp_path, monke
     summaries = [text for text in alerts if text.startswith("Backfill ")]
     assert len(summaries) == 1 and " of 4 hour(s) done: " in summaries[0], alerts
     assert not [text for text in alerts if text.startswith(("Monitoring", "<!here>"))], alerts
+
+
+def test_backfill_summary_counts_the_hours_of_ranged_runs():
+    """A backfill run covering a day of hours (lib/hourly.py) counts 24 hours, not one."""
+    from monitoring_pipeline.defs.alerts.runs import FinishedRun
+
+    ranged = FinishedRun(
+        "r1", "hourly_monitoring", None, False, None, partition_range=("2026-03-01-00:00", "2026-03-01-23:00")
+    )
+    single = FinishedRun("r2", "hourly_monitoring", "2026-03-02-05:00", False, None)
+    assert ranged.hours == ("2026-03-01-00:00", "2026-03-01-23:00", 24)
+    assert single.hours == ("2026-03-02-05:00", "2026-03-02-05:00", 1)

@@ -50,15 +50,17 @@ def held(run: FinishedRun, config: MonitoringConfig, now: datetime) -> str | Non
 def track(conn: duckdb.DuckDBPyConnection, run: FinishedRun) -> None:
     """Add one finished run of a backfill to what its summary will say."""
     found = sorted({incident_id(e.check, e.asset, scope) for e in run.evaluations for scope in failing_scopes(e)})
+    first, last, hours = run.hours
     conn.execute(
-        """INSERT INTO backfills VALUES ($id, 1, $failed, $p, $p, $found, NULL)
+        """INSERT INTO backfills VALUES ($id, 1, $hours, $failed, $first, $last, $found, NULL)
            ON CONFLICT (backfill_id) DO UPDATE SET
                runs = backfills.runs + 1,
+               hours = backfills.hours + $hours,
                failed_runs = backfills.failed_runs + $failed,
-               first_partition = least(coalesce(backfills.first_partition, $p), coalesce($p, backfills.first_partition)),
-               last_partition = greatest(coalesce(backfills.last_partition, $p), coalesce($p, backfills.last_partition)),
+               first_partition = least(coalesce(backfills.first_partition, $first), coalesce($first, backfills.first_partition)),
+               last_partition = greatest(coalesce(backfills.last_partition, $last), coalesce($last, backfills.last_partition)),
                incidents = list_distinct(list_concat(backfills.incidents, $found))""",
-        {"id": run.backfill, "failed": int(run.failed), "p": run.partition, "found": found},
+        {"id": run.backfill, "hours": hours, "failed": int(run.failed), "first": first, "last": last, "found": found},
     )
 
 
@@ -79,10 +81,10 @@ def summarize(
     """Write the one message of each backfill that is done. Returns how many were written."""
     written = 0
     pending = conn.execute(
-        "SELECT backfill_id, runs, failed_runs, first_partition, last_partition, incidents FROM backfills"
+        "SELECT backfill_id, runs, hours, failed_runs, first_partition, last_partition, incidents FROM backfills"
         " WHERE summarized_at IS NULL ORDER BY backfill_id"
     ).fetchall()
-    for backfill_id, runs, failed_runs, first, last, found in pending:
+    for backfill_id, runs, hours, failed_runs, first, last, found in pending:
         if not _done(instance, backfill_id, runs):
             continue
         (firing,) = one(
@@ -93,7 +95,7 @@ def summarize(
         span = f" ({hour_label(first)} .. {hour_label(last)})" if first else ""
         current = f"{firing} still firing (`monitoring-pipeline incidents`)" if firing else "none current"
         text, blocks = simple_message(
-            f"Backfill {backfill_id} of {runs} hour(s) done: {len(found)} incident(s), {current}",
+            f"Backfill {backfill_id} of {hours} hour(s) done: {len(found)} incident(s), {current}",
             [
                 f"{runs} run(s){span}, {failed_runs} failed.",
                 f"{len(found)} incident(s) found: {current}. Their check results are recorded in the "

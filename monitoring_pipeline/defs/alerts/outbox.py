@@ -69,6 +69,7 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS backfills (     -- what a backfill's runs found, for its one summary
         backfill_id VARCHAR PRIMARY KEY,
         runs INTEGER NOT NULL,               -- finished runs read so far
+        hours INTEGER NOT NULL,              -- hours those runs covered (a ranged run covers many)
         failed_runs INTEGER NOT NULL,
         first_partition VARCHAR,
         last_partition VARCHAR,

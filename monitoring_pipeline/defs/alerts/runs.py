@@ -13,11 +13,13 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 FINISHED = (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
 INGEST_ASSET = "llm_requests"
+HOUR_KEY = "%Y-%m-%d-%H:%M"  # an hourly partition key
 INSTANCE_ID_KEY = "monitoring_pipeline/alerts_instance_id"
 
 
@@ -41,6 +43,17 @@ class FinishedRun:
     failed_steps: tuple[str, ...] = ()
     backfill: str | None = None  # the backfill the run belongs to (run tag dagster/backfill)
     evaluations: tuple[Evaluation, ...] = field(default=())
+    # a backfill's ranged run (lib/hourly.py): its first and last hour; a single-hour run has `partition`
+    partition_range: tuple[str, str] | None = None
+
+    @property
+    def hours(self) -> tuple[str | None, str | None, int]:
+        """(first hour, last hour, how many hours) the run covered."""
+        if self.partition_range:
+            first, last = self.partition_range
+            span = datetime.strptime(last, HOUR_KEY) - datetime.strptime(first, HOUR_KEY)
+            return first, last, int(span / timedelta(hours=1)) + 1
+        return self.partition, self.partition, 1
 
     @property
     def ingest_failed(self) -> bool:
@@ -151,4 +164,10 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> FinishedRun:
         failed_steps=tuple(failed_steps),
         backfill=run.tags.get("dagster/backfill") if run else None,
         evaluations=tuple(evaluations),
+        partition_range=_range(run.tags) if run else None,
     )
+
+
+def _range(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    first, last = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    return (first, last) if first and last else None
