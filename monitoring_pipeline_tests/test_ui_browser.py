@@ -3,10 +3,7 @@ page an alert links to, and the page showing that hour's figures (not the latest
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from monitoring_pipeline_tests.test_webserver import _free_port, _graphql
+from monitoring_pipeline_tests.dagster_dev import dagster_dev
 
 pytestmark = pytest.mark.slow
 
@@ -82,30 +79,9 @@ def test_ui_alert_link_lands_on_the_hour(tmp_path, monkeypatch):
             ).fetchall()
         )
 
-    port = _free_port()
-    log = tmp_path / "dagster_dev.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-m", "monitoring_pipeline.definitions"]
-            + ["-h", "127.0.0.1", "-p", str(port)],
-            cwd=tmp_path,  # not the repo: dagster dev would load a demo's .env there, over this env
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if _graphql(port, "{ assetNodes { id } }")["assetNodes"]:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "dagster dev did not serve the code location in time"
-            time.sleep(1)
+    # cwd not the repo: dagster dev would load a demo's .env there, over this env
+    args = ["-m", "monitoring_pipeline.definitions"]
+    with dagster_dev(args, tmp_path, {**os.environ, **env}, tmp_path / "dagster_dev.log") as (port, _):
         dom = _dump_dom(
             f"http://127.0.0.1:{port}/assets/hourly_metrics?view=partitions&partition={HOURS[0]}", "threshold/"
         )
@@ -116,9 +92,3 @@ def test_ui_alert_link_lands_on_the_hour(tmp_path, monkeypatch):
         dom = _dump_dom(f"http://127.0.0.1:{port}/assets/hourly_metrics?view=checks&checkDetail=latency_p99", "(n=")
         # The check's page: what it judges, and its latest evaluation's one line of what happened.
         assert "p99 latency above the threshold" in dom and "all traffic" in dom and "(n=" in dom
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)

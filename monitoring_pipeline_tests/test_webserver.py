@@ -1,17 +1,15 @@
 """The real webserver: `dagster dev` from the repo root serves the code location over GraphQL."""
 
-import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+
+from monitoring_pipeline_tests.dagster_dev import dagster_dev as start_dagster_dev
+from monitoring_pipeline_tests.dagster_dev import graphql
 
 pytestmark = pytest.mark.slow
 
@@ -25,25 +23,8 @@ QUERY = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["data"]
-
-
 @pytest.fixture
 def dagster_dev(tmp_path):
-    port = _free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
     # Telemetry off, as in the repo's dagster.yaml: a test should not try to upload usage logs.
@@ -66,46 +47,13 @@ def dagster_dev(tmp_path):
         "MONITORING_LOG_DIR": str(tmp_path / "logs"),
         "MONITORING_CONFIG": str(config),
     }
-    dagster = Path(sys.executable).with_name("dagster")
-    log = tmp_path / "dagster_dev.log"  # a file, not a pipe: nobody reads a pipe until the end, and a full one blocks
-    with log.open("w") as out:
-        # SIGINT back to its default: a shell's background job ignores it, the children inherit that,
-        # and dagster dev then never stops on SIGTERM (it shuts its services down by interrupt).
-        proc = subprocess.Popen(
-            [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                data = _graphql(port, QUERY)
-                if data["assetNodes"]:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "dagster dev did not serve the code location in time"
-            time.sleep(1)
-        yield port, proc, log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                raise
+    with start_dagster_dev([], REPO, env, tmp_path / "dagster_dev.log") as (port, proc):
+        yield port, proc, tmp_path / "dagster_dev.log"
 
 
 def test_webserver_serves_assets_checks_job_schedule_and_sensor(dagster_dev):
     port, proc, log = dagster_dev
-    data = _graphql(port, QUERY)
+    data = graphql(port, QUERY)
     assets = {
         "/".join(n["assetKey"]["path"]): {c["name"] for c in n["assetChecksOrError"].get("checks", [])}
         for n in data["assetNodes"]
