@@ -8,7 +8,7 @@ import duckdb
 
 from monitoring_pipeline.definitions import defs
 from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS
-from monitoring_pipeline.lib.hourly import BACKFILL_POLICY
+from monitoring_pipeline.lib.hourly import BACKFILL_POLICY, state_changes
 from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION
 from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
 
@@ -47,7 +47,7 @@ def test_hourly_range_run_writes_every_hour_in_every_table(logs, resources, inst
     assert query("SELECT requests FROM hourly_metrics ORDER BY hour") == [(n,) for n in REQUESTS]
 
 
-def test_hourly_range_run_evaluates_each_check_per_hour(logs, resources, instance):
+def test_hourly_range_run_records_each_checks_state_changes_at_their_hours(logs, resources, instance):
     write_hours(logs)
     result = run_range(resources, instance)
     by_check: dict[str, dict[str | None, bool]] = {}
@@ -56,9 +56,15 @@ def test_hourly_range_run_evaluates_each_check_per_hour(logs, resources, instanc
     expected = {key.name for a in ALL_ASSETS for key in a.check_keys}  # every check of the hourly assets
     assert {c.name for c in THRESHOLD_CHECKS} | {"quarantine_rate"} <= expected
     assert set(by_check) == expected
-    assert all(list(hours) == KEYS for hours in by_check.values())  # one per hour, in order, none without one
+    # 11:00 failed, 12:00 recovered: both recorded at their hours, and the first hour.
     assert by_check["error_rate"] == {KEYS[0]: True, KEYS[1]: False, KEYS[2]: True}
-    assert len(result.get_asset_check_evaluations()) == 3 * len(expected)
+    # A check that passed every hour: the range's first and last hour only.
+    assert by_check["latency_p99"] == {KEYS[0]: True, KEYS[2]: True}
+    for check, hours in by_check.items():
+        assert list(hours) == sorted(hours), check  # in order
+        assert {KEYS[0], KEYS[2]} <= set(hours), check
+        if KEYS[1] in hours:  # a middle hour is recorded when it failed, or recovered from a failure
+            assert hours[KEYS[1]] is False or hours[KEYS[0]] is False, check
 
 
 def test_hourly_range_run_latest_materialization_carries_the_hours_figures(logs, resources, instance):
@@ -68,7 +74,7 @@ def test_hourly_range_run_latest_materialization_carries_the_hours_figures(logs,
         assert latest_metadata(instance, "hourly_metrics", partition)["requests"] == n
         assert latest_metadata(instance, "llm_requests", partition)["rows_ingested"] == n
         assert latest_metadata(instance, "review_sample", partition)["requests"] == n
-        assert "hours_in_run" not in latest_metadata(instance, "hourly_model_metrics", partition)
+        assert latest_metadata(instance, "hourly_model_metrics", partition)["hours_in_run"] == len(KEYS)
     assert instance.get_materialized_partitions(dg.AssetKey("review_sample")) == set(KEYS)
 
 
@@ -120,3 +126,10 @@ def test_hourly_range_run_of_a_subset_reports_only_what_was_selected(logs, resou
         "hourly_metrics",
     }
     assert query("SELECT count(DISTINCT hour) FROM hourly_metrics") == [(3,)]
+
+
+def test_hourly_range_run_records_first_last_failures_and_recoveries():
+    passed = [True, True, False, False, True, True, True, False]
+    history = [(f"h{i}", dg.AssetCheckResult(passed=p)) for i, p in enumerate(passed)]
+    assert [key for key, _ in state_changes(history)] == ["h0", "h2", "h3", "h4", "h7"]
+    assert [key for key, _ in state_changes(history[:1])] == ["h0"]

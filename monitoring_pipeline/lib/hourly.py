@@ -1,32 +1,38 @@
 """Hourly assets that backfill many hours per run.
 
-A run's process costs seconds before any work (imports, resources, event writes per step), so a
-month backfilled one hour per run spends most of its time starting runs. `BACKFILL_POLICY` lets a
-backfill put up to a day of hours in one run, and `per_hour` runs the asset's body once per hour of
-that run, so the body keeps thinking in one hour and writes one hour at a time (delete the hour's
-window, insert, in one transaction), exactly as in a single-hour run.
+A run's process costs seconds before any work (imports, resources, steps), and every event it
+records costs milliseconds in the instance's storage, so a month backfilled one hour per run, or
+one event per check per hour, spends most of its time on Dagster, not on the data.
+`BACKFILL_POLICY` lets a backfill put up to `HOURS_PER_RUN` hours in one run, and two decorators
+adapt an hourly asset's body to it:
+
+- `per_run`: the body runs once per run, over all of its hours (`Hours`): set-based SQL over the
+  window (`hour >= $start AND hour < $end`, grouped by hour), then one `HourResults` per hour.
+- `per_hour`: the body runs once per hour of the run, on one DuckDB connection, thinking in one
+  hour (`context.partition_time_window` is the hour's); for work that is per hour by nature.
 
 What a run records:
 - a single-hour run (the schedule, the late-logs sensor, `dg.materialize(..., partition_key=...)`)
-  yields exactly what the body returns: its MaterializeResult(s) and AssetCheckResult(s);
-- a range run (a backfill) yields, per hour, an `AssetCheckEvaluation` carrying that hour's
-  partition (so check history, incidents and alerts stay per hour), then one MaterializeResult per
-  asset with `hours_in_run` (the run's output, so downstream steps of the same run go ahead; Dagster
-  records it for every hour of the range), then per hour an `AssetMaterialization` with the hour's
-  own metadata. That last one is each hour's latest materialization, so the UI's per-partition
-  metadata and plots show the hour's figures, as after a single-hour run.
+  records exactly what the body returns for its hour: its MaterializeResult(s) and their checks;
+- a range run (a backfill) records one materialization per asset and hour, carrying that hour's
+  own metadata (so the UI's per-partition metadata and plots show each hour's figures) and
+  `hours_in_run`; and per check, the evaluations that say how its state went over the range: the
+  first and the last hour, every hour it failed, and the hour after a failure (the recovery), each
+  carrying its hour. Between two recorded hours the check passed, unrecorded: over a month of
+  healthy history that is one evaluation per check per run instead of one per hour, and the
+  incidents and the backfill's summary still open and resolve at their own hours.
 
-Converting an hourly asset (one line each, the body unchanged):
+Converting an hourly asset (the body unchanged with per_hour):
 
-    @dg.asset(partitions_def=hourly_partitions, ..., backfill_policy=hourly.BACKFILL_POLICY)
+    @dg.multi_asset(specs=[...], partitions_def=hourly_partitions, can_subset=True,
+                    check_specs=[...], backfill_policy=hourly.BACKFILL_POLICY)
     @hourly.per_hour
     def my_asset(context, warehouse, ...):
         hour = context.partition_time_window.start.replace(tzinfo=None)  # one hour, always
         ...
 
-An asset with `check_specs` must be a `@dg.multi_asset(specs=[dg.AssetSpec(...)], can_subset=True,
-...)`: a plain `@dg.asset` requires an AssetCheckResult per check, which a range run cannot give
-per hour (it would record one evaluation with no partition).
+An asset with `check_specs` must be a `@dg.multi_asset(..., can_subset=True)`: a plain `@dg.asset`
+requires an AssetCheckResult per check, which a range run does not give (it records evaluations).
 """
 
 from __future__ import annotations
@@ -34,12 +40,132 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import dagster as dg
 
 HOURS_PER_RUN = 24
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=HOURS_PER_RUN)
+
+Result = dg.MaterializeResult | dg.AssetCheckResult
+
+
+@dataclass(frozen=True)
+class Hours:
+    """The hours of a run, in order: one for a single-hour run, a range for a backfill's run.
+    Timestamps are naive UTC, as stored in the warehouse."""
+
+    keys: list[str]
+    starts: list[datetime]
+
+    @property
+    def start(self) -> datetime:
+        return self.starts[0]
+
+    @property
+    def end(self) -> datetime:
+        """The end of the last hour (exclusive)."""
+        return self.starts[-1] + timedelta(hours=1)
+
+    @property
+    def window(self) -> dict[str, datetime]:
+        """SQL parameters: `hour >= $start AND hour < $end`."""
+        return {"start": self.start, "end": self.end}
+
+    def __iter__(self) -> Iterator[tuple[str, datetime]]:
+        return iter(zip(self.keys, self.starts, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class HourResults(NamedTuple):
+    """What one hour of a run yields: its MaterializeResult(s) (with their check_results) and any
+    AssetCheckResult(s)."""
+
+    key: str
+    results: list[Result]
+
+
+def run_hours(context: dg.AssetExecutionContext) -> Hours:
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    keys = [context.partition_key] if context.has_partition_key else list(context.partition_keys)
+    starts = [partitions_def.time_window_for_partition_key(k).start.replace(tzinfo=None) for k in keys]
+    return Hours(keys, starts)
+
+
+def per_run(fn: Callable[..., Iterable[HourResults]]) -> Callable[..., Iterator[Any]]:
+    """Run an hourly asset's body once per run, over all its hours (see the module docstring):
+    `fn(context, hours, **resources)` yields one HourResults per hour."""
+
+    @functools.wraps(fn)
+    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        hours = run_hours(context)
+        yield from _record(context, hours, fn(context, hours, *args, **kwargs))
+
+    return wrapper
+
+
+def per_hour(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
+    """Run an hourly asset's body once per hour of the run (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        hours = run_hours(context)
+        if context.has_partition_key:
+            yield from _record(context, hours, [HourResults(hours.keys[0], _results(fn(context, *args, **kwargs)))])
+            return
+        partitions_def = context.assets_def.partitions_def
+        assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+        with ExitStack() as stack:
+            shared = {**kwargs, **_shared_warehouses(stack, kwargs)}
+
+            def each_hour() -> Iterator[HourResults]:
+                for key in hours.keys:
+                    hour = _OneHour(context, key, partitions_def.time_window_for_partition_key(key))
+                    yield HourResults(key, _results(fn(hour, *args, **shared)))
+
+            yield from _record(context, hours, each_hour())
+
+    return wrapper
+
+
+def _record(context: dg.AssetExecutionContext, hours: Hours, per_hour: Iterable[HourResults]) -> Iterator[Any]:
+    """What the run records (see the module docstring)."""
+    if context.has_partition_key:
+        for hour in per_hour:
+            yield from _selected(context, hour.results)
+        return
+    checks: dict[dg.AssetCheckKey, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for hour in per_hour:
+        for result in _selected(context, hour.results):
+            if isinstance(result, dg.AssetCheckResult):
+                checks.setdefault(_check_key(context, result), []).append((hour.key, result))
+                continue
+            context.add_asset_metadata(
+                result.metadata or {}, asset_key=_asset_key(context, result), partition_key=hour.key
+            )
+            for check in result.check_results or ():
+                if _check_key(context, check) in context.selected_asset_check_keys:
+                    checks.setdefault(_check_key(context, check), []).append((hour.key, check))
+    context.log.info(f"{len(hours)} hours in this run: {hours.keys[0]} to {hours.keys[-1]}")
+    for asset_key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+        yield dg.MaterializeResult(asset_key=asset_key, metadata={"hours_in_run": len(hours)})
+    for check, history in sorted(checks.items(), key=lambda item: item[0].to_user_string()):
+        for key, result in state_changes(history):
+            yield _evaluation(check, result, key)
+
+
+def state_changes(history: list[tuple[str, dg.AssetCheckResult]]) -> Iterator[tuple[str, dg.AssetCheckResult]]:
+    """The evaluations of a check over a range worth recording: the first and last hour, every
+    hour it failed, and each hour after a failure (the recovery). Unrecorded hours passed."""
+    last = len(history) - 1
+    for i, (key, result) in enumerate(history):
+        if i in (0, last) or not result.passed or not history[i - 1][1].passed:
+            yield key, result
 
 
 class _OneHour:
@@ -56,47 +182,6 @@ class _OneHour:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
-
-
-def per_hour(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
-    """Run an hourly asset's body once per hour of the run (see the module docstring)."""
-
-    @functools.wraps(fn)
-    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        if context.has_partition_key:
-            yield from _selected(context, _results(fn(context, *args, **kwargs)))
-            return
-        partitions_def = context.assets_def.partitions_def
-        assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
-        keys = context.partition_keys
-        materializations: list[dg.AssetMaterialization] = []
-        with ExitStack() as stack:
-            shared = {**kwargs, **_shared_warehouses(stack, kwargs)}
-            for key in keys:
-                hour = _OneHour(context, key, partitions_def.time_window_for_partition_key(key))
-                results = list(_selected(context, _results(fn(hour, *args, **shared))))
-                yield from _per_hour_events(context, results, key, materializations)
-        context.log.info(f"{len(keys)} hours in this run: {keys[0]} to {keys[-1]}")
-        for asset_key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
-            yield dg.MaterializeResult(asset_key=asset_key, metadata={"hours_in_run": len(keys)})
-        yield from materializations
-
-    return wrapper
-
-
-def _per_hour_events(
-    context: dg.AssetExecutionContext, results: list[Any], key: str, materializations: list[dg.AssetMaterialization]
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """The hour's check evaluations; its materializations go to `materializations` for later."""
-    for result in results:
-        if isinstance(result, dg.AssetCheckResult):
-            yield _evaluation(context, result, key)
-            continue
-        asset_key = _asset_key(context, result)
-        materializations.append(dg.AssetMaterialization(asset_key, partition=key, metadata=result.metadata))
-        for check in result.check_results or ():
-            if _check_key(context, check) in context.selected_asset_check_keys:
-                yield _evaluation(context, check, key)
 
 
 class _SharedConnection:
@@ -125,24 +210,21 @@ def _shared_warehouses(stack: ExitStack, kwargs: dict[str, Any]) -> dict[str, An
     return {k: _SharedConnection(v, stack) for k, v in kwargs.items() if isinstance(v, DuckDBWarehouse)}
 
 
-def _results(returned: Any) -> Iterable[Any]:
+def _results(returned: Any) -> list[Result]:
     if returned is None:
-        return ()
+        return []
     if isinstance(returned, (dg.MaterializeResult, dg.AssetCheckResult)):
-        return (returned,)
-    return returned
+        return [returned]
+    return list(returned)
 
 
-def _selected(context: dg.AssetExecutionContext, results: Iterable[Any]) -> Iterator[Any]:
+def _selected(context: dg.AssetExecutionContext, results: Iterable[Result]) -> Iterator[Result]:
     """Leave out what the run did not select (a subset of a multi-asset's assets or checks)."""
     for result in results:
         if isinstance(result, dg.AssetCheckResult):
             if _check_key(context, result) in context.selected_asset_check_keys:
                 yield result
-        elif isinstance(result, dg.MaterializeResult):
-            if _asset_key(context, result) in context.selected_asset_keys:
-                yield result
-        else:
+        elif _asset_key(context, result) in context.selected_asset_keys:
             yield result
 
 
@@ -160,8 +242,7 @@ def _check_key(context: dg.AssetExecutionContext, result: dg.AssetCheckResult) -
     return key
 
 
-def _evaluation(context: dg.AssetExecutionContext, result: dg.AssetCheckResult, key: str) -> dg.AssetCheckEvaluation:
-    check = _check_key(context, result)
+def _evaluation(check: dg.AssetCheckKey, result: dg.AssetCheckResult, key: str) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
         asset_key=check.asset_key,
         check_name=check.name,
