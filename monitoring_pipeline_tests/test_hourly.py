@@ -7,9 +7,12 @@ import dagster as dg
 import duckdb
 
 from monitoring_pipeline.definitions import defs
+from monitoring_pipeline.defs.baselines.assets import metric_anomalies
 from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS
+from monitoring_pipeline.defs.review.judge import judge_verdicts
 from monitoring_pipeline.lib.hourly import BACKFILL_POLICY, state_changes
-from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION
+from monitoring_pipeline.resources import DuckDBWarehouse
+from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION, record
 from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
@@ -133,3 +136,66 @@ def test_hourly_range_run_records_first_last_failures_and_recoveries():
     history = [(f"h{i}", dg.AssetCheckResult(passed=p)) for i, p in enumerate(passed)]
     assert [key for key, _ in state_changes(history)] == ["h0", "h2", "h3", "h4", "h7"]
     assert [key for key, _ in state_changes(history[:1])] == ["h0"]
+
+
+HOURLY_ASSETS = [*ALL_ASSETS, metric_anomalies, judge_verdicts]
+TABLES = {  # every table the hourly assets write, with the columns that differ between any two runs
+    "llm_requests": (),
+    "quarantine": ("quarantined_at",),
+    "hourly_metrics": (),
+    "hourly_model_metrics": (),
+    "evaluation_flags": (),
+    "hourly_evaluations": (),
+    "metric_anomalies": (),
+    "review_sample": (),
+}
+VOLATILE_METADATA = {"hours_in_run", "evaluation_seconds"}
+
+
+def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(logs, resources, instance, tmp_path):
+    """The core property of range runs: the same rows in every table, the same metadata per hour,
+    and each recorded check evaluation the same as the single-hour run's for that hour."""
+    write_hours(logs)
+    logs.lines(['{"request_id": "broken', "[]"], HOURS[2], name="bad.jsonl")  # quarantine has rows too
+    refusal = record(0, HOURS[0], request_id="refused", response="I'm sorry, but I can't help with that.")
+    logs.records([refusal], HOURS[0], name="flagged.jsonl")  # and evaluation_flags
+    ranged = dg.materialize(HOURLY_ASSETS, resources=resources, instance=instance, tags=_range_tags())
+    single_db = tmp_path / "single.duckdb"
+    single = {**resources, "warehouse": DuckDBWarehouse(database=str(single_db))}
+    single_evaluations = {}
+    with dg.DagsterInstance.ephemeral() as other:
+        for partition in KEYS:
+            result = dg.materialize(HOURLY_ASSETS, partition_key=partition, resources=single, instance=other)
+            single_evaluations |= {(e.check_name, partition): e for e in result.get_asset_check_evaluations()}
+            for asset in (k.to_user_string() for a in HOURLY_ASSETS for k in a.keys):
+                assert _metadata(instance, asset, partition) == _metadata(other, asset, partition), (asset, partition)
+    with (
+        duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as a,
+        duckdb.connect(str(single_db), read_only=True) as b,
+    ):
+        for table, volatile in TABLES.items():
+            columns = ", ".join(
+                c
+                for (c,) in a.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
+                if c not in volatile
+            )
+            rows = f"SELECT {columns} FROM {table} ORDER BY ALL"
+            assert a.execute(rows).fetchall() == b.execute(rows).fetchall(), table
+            hours = a.execute(f"SELECT count(DISTINCT hour) FROM {table}").fetchone()[0]
+            assert hours == {"quarantine": 1, "evaluation_flags": 1}.get(table, 3), table
+    for e in ranged.get_asset_check_evaluations():
+        twin = single_evaluations[(e.check_name, e.partition)]
+        assert (e.passed, e.severity, e.description) == (twin.passed, twin.severity, twin.description), e.check_name
+        assert _plain(e.metadata) == _plain(twin.metadata), e.check_name
+
+
+def _range_tags() -> dict:
+    return {"dagster/asset_partition_range_start": KEYS[0], "dagster/asset_partition_range_end": KEYS[-1]}
+
+
+def _plain(metadata) -> dict:
+    return {k: getattr(v, "value", v) for k, v in metadata.items() if k not in VOLATILE_METADATA}
+
+
+def _metadata(instance, asset: str, partition: str) -> dict:
+    return _plain(latest_metadata(instance, asset, partition))

@@ -38,6 +38,7 @@ requires an AssetCheckResult per check, which a range run does not give (it reco
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -106,6 +107,11 @@ def per_run(fn: Callable[..., Iterable[HourResults]]) -> Callable[..., Iterator[
         hours = run_hours(context)
         yield from _record(context, hours, fn(context, hours, *args, **kwargs))
 
+    # Dagster reads the asset's inputs and resources from the signature: `hours` is neither.
+    signature = inspect.signature(fn)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for name, p in signature.parameters.items() if name != "hours"]
+    )
     return wrapper
 
 

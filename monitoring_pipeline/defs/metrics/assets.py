@@ -1,6 +1,8 @@
 """llm_requests -> hourly_metrics (one row per hour) and hourly_model_metrics (per hour and model),
 with the threshold checks judged on them."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS, check_specs, evaluate
@@ -35,11 +37,12 @@ ADDED_COLUMNS = [
     for table in ("hourly_metrics", "hourly_model_metrics")
 ]
 
-# Same aggregates for both tables; NULL (not 0) where an hour has no evidence.
+# Same aggregates for both tables; NULL (not 0) where an hour has no evidence. count(r.hour), not
+# count(*): an hour without calls is one row of SOURCE with r's columns all NULL.
 AGGREGATES = """
-    count(*) AS requests,
+    count(r.hour) AS requests,
     count(*) FILTER (status = 'error') AS errors,
-    count(*) FILTER (status = 'error') / nullif(count(*), 0) AS error_rate,
+    count(*) FILTER (status = 'error') / nullif(count(r.hour), 0) AS error_rate,
     avg(latency_ms) AS latency_avg_ms,
     quantile_cont(latency_ms, 0.50) AS latency_p50_ms,
     quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
@@ -54,11 +57,12 @@ AGGREGATES = """
     count(*) FILTER (len(safety_flags) > 0) AS safety_violations,
     count(*) FILTER (latency_ms > $slow_ms) AS slow_requests  -- the latency SLO's bad calls
 """
+# Every hour of the run, with its calls (none: one row of NULLs, so the hour still gets its row).
 SOURCE = """
-FROM llm_requests r
+FROM (SELECT unnest($hours::TIMESTAMP[]) AS hour) h
+LEFT JOIN (SELECT * FROM llm_requests WHERE hour >= $start AND hour < $end) r USING (hour)
 LEFT JOIN (SELECT unnest($models) AS model, unnest($in_prices) AS input_per_mtok,
                   unnest($out_prices) AS output_per_mtok) p USING (model)
-WHERE r.hour = $hour
 """
 
 WIDE_COLUMNS = ("input_tokens", "output_tokens", "total_tokens")
@@ -112,14 +116,16 @@ PLOTTED = (
     can_subset=True,  # a range run reports each hour's checks as evaluations, not as the checks' outputs
     backfill_policy=hourly.BACKFILL_POLICY,
 )
-@hourly.per_hour
-def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
+@hourly.per_run
+def hourly_metrics(
+    context: dg.AssetExecutionContext, hours: hourly.Hours, warehouse: DuckDBWarehouse, settings: MonitoringSettings
+) -> Iterator[hourly.HourResults]:
     """Hourly metrics, overall and per model, and the threshold checks on them."""
     config = settings.load()
-    hour = context.partition_time_window.start.replace(tzinfo=None)
     priced = {m: p for m, p in config.prices.items() if m != "default"}
     params = {
-        "hour": hour,
+        **hours.window,
+        "hours": hours.starts,
         "models": list(priced),
         "in_prices": [p.input_per_mtok for p in priced.values()],
         "out_prices": [p.output_per_mtok for p in priced.values()],
@@ -127,6 +133,7 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
         "default_out": config.prices["default"].output_per_mtok,
         "slow_ms": config.slos.latency.threshold_ms,
     }
+    in_window = "WHERE hour >= $start AND hour < $end"
     with warehouse.get_connection() as conn:
         conn.execute(HOURLY_METRICS_DDL)
         conn.execute(HOURLY_MODEL_METRICS_DDL)
@@ -135,40 +142,48 @@ def hourly_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
         for statement in ADDED_COLUMNS:
             conn.execute(statement)
         with transaction(conn):
-            conn.execute("DELETE FROM hourly_metrics WHERE hour = $hour", {"hour": hour})
-            conn.execute("DELETE FROM hourly_model_metrics WHERE hour = $hour", {"hour": hour})
+            conn.execute(f"DELETE FROM hourly_metrics {in_window}", hours.window)
+            conn.execute(f"DELETE FROM hourly_model_metrics {in_window}", hours.window)
             # BY NAME: a table that got a column by ALTER has it last, whatever METRIC_COLUMNS says
-            conn.execute(f"INSERT INTO hourly_metrics BY NAME SELECT $hour AS hour, {AGGREGATES} {SOURCE}", params)
             conn.execute(
-                f"INSERT INTO hourly_model_metrics BY NAME SELECT $hour AS hour, model, {AGGREGATES} {SOURCE}"
-                " GROUP BY model",
+                f"INSERT INTO hourly_metrics BY NAME SELECT h.hour, {AGGREGATES} {SOURCE} GROUP BY h.hour", params
+            )
+            conn.execute(
+                f"INSERT INTO hourly_model_metrics BY NAME SELECT h.hour, model, {AGGREGATES} {SOURCE}"
+                " WHERE r.hour IS NOT NULL GROUP BY h.hour, model",
                 params,
             )
-        overall = fetch_dicts(conn, "SELECT * FROM hourly_metrics WHERE hour = $hour", {"hour": hour})[0]
-        per_model = fetch_dicts(
-            conn, "SELECT * FROM hourly_model_metrics WHERE hour = $hour ORDER BY model", {"hour": hour}
-        )
+        overall = {r["hour"]: r for r in fetch_dicts(conn, f"SELECT * FROM hourly_metrics {in_window}", hours.window)}
+        per_model: dict = {}
+        for row in fetch_dicts(conn, f"SELECT * FROM hourly_model_metrics {in_window} ORDER BY model", hours.window):
+            per_model.setdefault(row["hour"], []).append(row)
 
     thresholds = {c.metric: config.threshold(c.threshold_key) for c in THRESHOLD_CHECKS}
-    yield dg.MaterializeResult(
-        asset_key="hourly_metrics",
-        metadata={
-            **_plotted(overall),
-            # Beside each judged figure, the line it is judged against: both plot on one chart.
-            **{f"threshold/{metric}": _rounded(metric, value) for metric, value in thresholds.items()},
-            "summary": dg.MetadataValue.md(_summary_table(overall, thresholds)),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key="hourly_model_metrics",
-        metadata={
-            "models": len(per_model),
-            "by_model": dg.MetadataValue.md(_model_table(per_model)),
-            **{f"{r['model']}/{k}": v for r in per_model for k, v in _plotted(r).items()},
-        },
-    )
-    for check in THRESHOLD_CHECKS:
-        yield evaluate(check, overall, per_model, config)
+    for key, hour in hours:
+        yield hourly.HourResults(key, _hour_results(overall[hour], per_model.get(hour, []), thresholds, config))
+
+
+def _hour_results(overall: dict, per_model: list[dict], thresholds: dict, config) -> list:
+    return [
+        dg.MaterializeResult(
+            asset_key="hourly_metrics",
+            metadata={
+                **_plotted(overall),
+                # Beside each judged figure, the line it is judged against: both plot on one chart.
+                **{f"threshold/{metric}": _rounded(metric, value) for metric, value in thresholds.items()},
+                "summary": dg.MetadataValue.md(_summary_table(overall, thresholds)),
+            },
+        ),
+        dg.MaterializeResult(
+            asset_key="hourly_model_metrics",
+            metadata={
+                "models": len(per_model),
+                "by_model": dg.MetadataValue.md(_model_table(per_model)),
+                **{f"{r['model']}/{k}": v for r in per_model for k, v in _plotted(r).items()},
+            },
+        ),
+        *(evaluate(check, overall, per_model, config) for check in THRESHOLD_CHECKS),
+    ]
 
 
 # Digits kept per figure: enough to read a change, not float noise in the plots' tooltips.
