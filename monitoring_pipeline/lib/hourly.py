@@ -154,15 +154,15 @@ def _record(context: dg.AssetExecutionContext, hours: Hours, per_hour: Iterable[
             context.add_asset_metadata(
                 result.metadata or {}, asset_key=_asset_key(context, result), partition_key=hour.key
             )
-            for check in result.check_results or ():
-                if _check_key(context, check) in context.selected_asset_check_keys:
-                    checks.setdefault(_check_key(context, check), []).append((hour.key, check))
+            for check_result in result.check_results or ():
+                if _check_key(context, check_result) in context.selected_asset_check_keys:
+                    checks.setdefault(_check_key(context, check_result), []).append((hour.key, check_result))
     context.log.info(f"{len(hours)} hours in this run: {hours.keys[0]} to {hours.keys[-1]}")
     for asset_key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
         yield dg.MaterializeResult(asset_key=asset_key, metadata={"hours_in_run": len(hours)})
     for check, history in sorted(checks.items(), key=lambda item: item[0].to_user_string()):
-        for key, result in state_changes(history):
-            yield _evaluation(check, result, key)
+        for key, evaluated in state_changes(history):
+            yield _evaluation(check, evaluated, key)
 
 
 def state_changes(history: list[tuple[str, dg.AssetCheckResult]]) -> Iterator[tuple[str, dg.AssetCheckResult]]:
