@@ -61,13 +61,8 @@ ANOMALY_CHECKS = (
 )
 
 
-def baseline(conn: duckdb.DuckDBPyConnection, hour: datetime, config: MonitoringConfig) -> list[dict]:
-    """Every (scope, metric) of the hour with its expected value, band and verdict."""
-    return baselines(conn, [hour], config)
-
-
 def baselines(conn: duckdb.DuckDBPyConnection, hours: list[datetime], config: MonitoringConfig) -> list[dict]:
-    """The same for many hours in one query (a month of seeded history, in the figures tool)."""
+    """Every (hour, scope, metric) of the hours with its expected value, band and verdict, in one query."""
     query = sql.baseline_rows_sql(with_evaluations=table_exists(conn, "hourly_evaluations"))
     rows = fetch_dicts(conn, query, {"hours": hours, "weeks": config.anomaly.weeks})
     for row in rows:
@@ -91,15 +86,15 @@ def baselines(conn: duckdb.DuckDBPyConnection, hours: list[datetime], config: Mo
     return rows
 
 
-def write(conn: duckdb.DuckDBPyConnection, hour: datetime, rows: list[dict]) -> None:
-    """The hour's rows; the caller holds the transaction that first deleted the hour."""
+def write(conn: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """The hours' rows; the caller holds the transaction that first deleted the hours."""
     conn.execute(
         sql.INSERT_ANOMALIES,
         {
-            "hour": hour,
             **{
                 key: [r[col] for r in rows]
                 for key, col in (
+                    ("hours", "hour"),
                     ("scopes", "scope"),
                     ("metrics", "metric"),
                     ("values", "value"),

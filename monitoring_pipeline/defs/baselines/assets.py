@@ -1,6 +1,8 @@
 """hourly_metrics (+ hourly_evaluations when it exists) -> metric_anomalies: the hour against its
 baseline (the same hour of the week over the previous weeks), with the anomaly and SLO burn checks."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from monitoring_pipeline.defs.baselines import anomalies, slo
@@ -38,26 +40,34 @@ SLO_DESCRIPTIONS = {
     ],
     pool="duckdb",
 )
-@hourly.per_hour
-def metric_anomalies(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
+@hourly.per_run
+def metric_anomalies(
+    context: dg.AssetExecutionContext, hours: hourly.Hours, warehouse: DuckDBWarehouse, settings: MonitoringSettings
+) -> Iterator[hourly.HourResults]:
     """Each metric of the hour, overall and per model, against the same hour of the week."""
     config = settings.load()
-    hour = context.partition_time_window.start.replace(tzinfo=None)
     with warehouse.get_connection() as conn:
         conn.execute(METRIC_ANOMALIES_DDL)
-        rows = anomalies.baseline(conn, hour, config)
+        rows = anomalies.baselines(conn, hours.starts, config)
         with transaction(conn):
-            conn.execute("DELETE FROM metric_anomalies WHERE hour = $hour", {"hour": hour})
-            anomalies.write(conn, hour, rows)
-        counts = slo.window_counts(conn, hour, config)
+            conn.execute("DELETE FROM metric_anomalies WHERE hour >= $start AND hour < $end", hours.window)
+            anomalies.write(conn, rows)
+        counts = {hour: slo.window_counts(conn, hour, config) for hour in hours.starts}
 
-    checks = [anomalies.evaluate(c, rows, hour, config) for c in anomalies.ANOMALY_CHECKS]
-    checks += [slo.evaluate(s, counts, config) for s in slo.slos(config)]
-    return dg.MaterializeResult(
-        metadata={
-            "anomalies": sum(1 for r in rows if r["anomalous"]),
-            "metrics": len(rows),
-            "history_weeks": max((r["history"] for r in rows), default=0),
-        },
-        check_results=checks,
-    )
+    by_hour: dict = {}
+    for row in rows:
+        by_hour.setdefault(row["hour"], []).append(row)
+    for key, hour in hours:
+        mine = by_hour.get(hour, [])
+        checks = [anomalies.evaluate(c, mine, hour, config) for c in anomalies.ANOMALY_CHECKS]
+        checks += [slo.evaluate(s, counts[hour], config) for s in slo.slos(config)]
+        result: dg.MaterializeResult = dg.MaterializeResult(
+            asset_key="metric_anomalies",
+            metadata={
+                "anomalies": sum(1 for r in mine if r["anomalous"]),
+                "metrics": len(mine),
+                "history_weeks": max((r["history"] for r in mine), default=0),
+            },
+            check_results=checks,
+        )
+        yield hourly.HourResults(key, [result])

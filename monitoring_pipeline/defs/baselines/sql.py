@@ -69,7 +69,7 @@ def baseline_rows_sql(with_evaluations: bool) -> str:
 
 INSERT_ANOMALIES = """
 INSERT INTO metric_anomalies
-SELECT $hour, unnest($scopes::VARCHAR[]), unnest($metrics::VARCHAR[]), unnest($values::DOUBLE[]),
+SELECT unnest($hours::TIMESTAMP[]), unnest($scopes::VARCHAR[]), unnest($metrics::VARCHAR[]), unnest($values::DOUBLE[]),
        unnest($expected::DOUBLE[]), unnest($lower::DOUBLE[]), unnest($upper::DOUBLE[]),
        unnest($anomalous::BOOLEAN[]), unnest($history::INTEGER[])
 """
