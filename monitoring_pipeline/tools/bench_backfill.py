@@ -62,6 +62,8 @@ def prepare(workdir: Path, first_day: datetime, days: int, volume: int) -> dict:
         **os.environ,
         "PYTHONPATH": str(code),
         "DAGSTER_HOME": str(home),
+        # as `make dev` runs the daemon (see the Makefile): one planned event per asset and run
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
         "MONITORING_DUCKDB_PATH": str(workdir / "monitoring.duckdb"),
         "MONITORING_ALERTS_DB": str(workdir / "alerts.duckdb"),
         "MONITORING_LOG_DIR": str(workdir / "logs"),
