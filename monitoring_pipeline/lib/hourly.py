@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,16 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 
-HOURS_PER_RUN = 24
+
+def _hours_per_run() -> int:
+    value = os.environ.get("MONITORING_BACKFILL_HOURS_PER_RUN", "24")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"MONITORING_BACKFILL_HOURS_PER_RUN={value!r}: expected a whole number of hours >= 1")
+    return int(value)
+
+
+# A day by default; fewer for hours of millions of calls (a run's statements cover all its hours).
+HOURS_PER_RUN = _hours_per_run()
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=HOURS_PER_RUN)
 
 Result = dg.MaterializeResult | dg.AssetCheckResult
