@@ -7,6 +7,7 @@ load with its name instead of a run hours later.
 """
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -28,18 +29,19 @@ from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
 
 
-def evaluate_hour(conn, hour, evaluators: list[Evaluator]) -> None:
-    """Replace the hour's rows of both tables (one transaction)."""
+def evaluate_window(conn, hours: hourly.Hours, evaluators: list[Evaluator]) -> None:
+    """Replace the rows of the run's hours in both tables (one transaction). The tables, macros and
+    patterns are set up once for the whole window: per hour they cost more than the hour's work."""
     conn.execute(EVALUATION_FLAGS_DDL)
     conn.execute(HOURLY_EVALUATIONS_DDL)
     redaction.install(conn)  # redact() for the evidence, luhn_ok() for cards
     conn.execute(REDACT_IF_NEEDED_MACRO)
     with transaction(conn):
-        conn.execute("DELETE FROM evaluation_flags WHERE hour = $hour", {"hour": hour})
-        conn.execute("DELETE FROM hourly_evaluations WHERE hour = $hour", {"hour": hour})
-        conn.execute(judge_sql(evaluators), {"hour": hour})
-        conn.execute(insert_flags_sql(evaluators), {"hour": hour})
-        conn.execute(insert_hourly_sql(evaluators), {"hour": hour})
+        conn.execute("DELETE FROM evaluation_flags WHERE hour >= $start AND hour < $end", hours.window)
+        conn.execute("DELETE FROM hourly_evaluations WHERE hour >= $start AND hour < $end", hours.window)
+        conn.execute(judge_sql(evaluators), hours.window)
+        conn.execute(insert_flags_sql(evaluators))
+        conn.execute(insert_hourly_sql(evaluators), {"hours": hours.starts})
     conn.execute("DROP TABLE IF EXISTS _evaluated")
 
 
@@ -101,11 +103,12 @@ def evaluation_assets(config: MonitoringConfig) -> dg.AssetsDefinition:
         pool="duckdb",
         name="evaluations",
     )
-    @hourly.per_hour
-    def evaluations(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings):
-        """Run every evaluator over every call of the hour, in SQL."""
+    @hourly.per_run
+    def evaluations(
+        context: dg.AssetExecutionContext, hours: hourly.Hours, warehouse: DuckDBWarehouse, settings: MonitoringSettings
+    ) -> Iterator[hourly.HourResults]:
+        """Run every evaluator over every call of the run's hours, in SQL."""
         config = settings.load()
-        hour = context.partition_time_window.start.replace(tzinfo=None)
         evaluators = all_evaluators(config)
         checked = {e.check for e in declared}
         for e in evaluators:
@@ -116,27 +119,47 @@ def evaluation_assets(config: MonitoringConfig) -> dg.AssetsDefinition:
                 )
         started = time.monotonic()
         with warehouse.get_connection() as conn:
-            evaluate_hour(conn, hour, evaluators)
-            seconds = time.monotonic() - started
+            evaluate_window(conn, hours, evaluators)
+            seconds = (time.monotonic() - started) / len(hours)  # each hour's share of the run's
             rows = fetch_dicts(
-                conn, "SELECT * FROM hourly_evaluations WHERE hour = $hour ORDER BY evaluator, scope", {"hour": hour}
+                conn,
+                "SELECT * FROM hourly_evaluations WHERE hour >= $start AND hour < $end ORDER BY hour, evaluator, scope",
+                hours.window,
             )
             flags = conn.execute(
-                "SELECT evaluator, model, request_id, evidence FROM evaluation_flags WHERE hour = $hour "
-                "ORDER BY evaluator, request_id LIMIT 20",
-                {"hour": hour},
+                "SELECT hour, evaluator, model, request_id, evidence FROM evaluation_flags "
+                "WHERE hour >= $start AND hour < $end "
+                "QUALIFY row_number() OVER (PARTITION BY hour ORDER BY evaluator, request_id) <= 20 "
+                "ORDER BY hour, evaluator, request_id",
+                hours.window,
             ).fetchall()
 
-        overall = {r["evaluator"]: r for r in rows if r["scope"] == "all"}
-        yield dg.MaterializeResult(
+        for key, hour in hours:
+            hour_rows = [r for r in rows if r["hour"] == hour]
+            hour_flags = [f[1:] for f in flags if f[0] == hour]
+            yield hourly.HourResults(key, _hour_results(hour_rows, hour_flags, seconds, evaluators, checked, config))
+
+    return evaluations
+
+
+def _hour_results(
+    rows: list[dict], flags: list[tuple], seconds: float, evaluators: list[Evaluator], checked: set[str], config
+) -> list[hourly.Result]:
+    """One hour's materializations of both assets, the evaluators' checks on hourly_evaluations."""
+    overall = {r["evaluator"]: r for r in rows if r["scope"] == "all"}
+    by_evaluator: dict[str, list[dict]] = {}
+    for r in rows:
+        by_evaluator.setdefault(r["evaluator"], []).append(r)
+    return [
+        dg.MaterializeResult(
             asset_key="evaluation_flags",
             metadata={
                 "flags": sum(r["failed"] for r in overall.values()),
                 "evaluation_seconds": round(seconds, 3),
                 "preview": dg.MetadataValue.md(markdown.table(["evaluator", "model", "request_id", "evidence"], flags)),
             },
-        )
-        yield dg.MaterializeResult(
+        ),
+        dg.MaterializeResult(
             asset_key="hourly_evaluations",
             metadata={
                 **{f"{name}/fail_rate": r["fail_rate"] for name, r in overall.items() if r["fail_rate"] is not None},
@@ -157,12 +180,8 @@ def evaluation_assets(config: MonitoringConfig) -> dg.AssetsDefinition:
                     )
                 ),
             },
-        )
-        by_evaluator: dict[str, list[dict]] = {}
-        for r in rows:
-            by_evaluator.setdefault(r["evaluator"], []).append(r)
-        for e in evaluators:
-            if e.check in checked:
-                yield judge_evaluator(e, by_evaluator.get(e.name, []), config)
-
-    return evaluations
+            check_results=[
+                judge_evaluator(e, by_evaluator.get(e.name, []), config) for e in evaluators if e.check in checked
+            ],
+        ),
+    ]

@@ -1,7 +1,9 @@
 """The evaluation tables and the statements that fill them, generated from the evaluators.
 
-One pass judges every call of the hour (narrow booleans, no texts kept); the flagged calls alone
-are joined back to their texts, redacted, and quoted as evidence.
+One pass judges every call of the run's hours (narrow booleans, no texts kept); the flagged calls
+alone are joined back to their texts, redacted, and quoted as evidence. Every statement covers the
+whole window (`hour >= $start AND hour < $end`) and keeps each call's hour, so a backfill's day of
+hours costs one statement each, not one per hour (a single-hour run is a window of one hour).
 """
 
 from monitoring_pipeline.defs.evaluation.evaluators import JUDGES, Evaluator, gate
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS hourly_evaluations (
 
 
 def judge_sql(evaluators: list[Evaluator]) -> str:
-    """_evaluated: per call of the hour, j_<name> (judged) and f_<name> (flagged) for every evaluator."""
+    """_evaluated: per call of the window, its hour, j_<i> (judged) and f_<i> (flagged) for every evaluator."""
     columns = []
     for i, e in enumerate(evaluators):
         judged = f"coalesce({JUDGES[e.judges]}, false)"
@@ -49,12 +51,12 @@ def judge_sql(evaluators: list[Evaluator]) -> str:
     return f"""
 CREATE OR REPLACE TEMP TABLE _evaluated AS
 WITH calls AS (
-    SELECT rowid AS row, request_id, model, status = 'ok' AS ok, prompt, response, finish_reason, output_type
-    FROM llm_requests WHERE hour = $hour
+    SELECT rowid AS row, hour, request_id, model, status = 'ok' AS ok, prompt, response, finish_reason, output_type
+    FROM llm_requests WHERE hour >= $start AND hour < $end
 ), gated AS (
     SELECT *, {gate(evaluators, "response")} AS r_gate, {gate(evaluators, "prompt")} AS p_gate FROM calls
 )
-SELECT row, request_id, model, {", ".join(columns)} FROM gated
+SELECT row, hour, request_id, model, {", ".join(columns)} FROM gated
 """
 
 
@@ -67,32 +69,37 @@ def insert_flags_sql(evaluators: list[Evaluator]) -> str:
     return f"""
 INSERT INTO evaluation_flags
 WITH flagged AS MATERIALIZED (
-    SELECT row, request_id, model, list_filter([{names}], lambda x: x IS NOT NULL) AS evaluators
+    SELECT row, hour, request_id, model, list_filter([{names}], lambda x: x IS NOT NULL) AS evaluators
     FROM _evaluated WHERE {any_flag}
 ), texts AS (  -- the flagged calls' texts, redacted before anything is quoted from them
-    SELECT f.request_id, f.model, f.evaluators, r.finish_reason,
+    SELECT f.hour, f.request_id, f.model, f.evaluators, r.finish_reason,
            length(r.prompt) AS prompt_chars, length(r.response) AS response_chars,  -- before redaction
            CASE WHEN list_has_any(f.evaluators, {quotes_prompt}) THEN redact_if_needed(r.prompt) END AS prompt,
            CASE WHEN list_has_any(f.evaluators, {quotes_response}) THEN redact_if_needed(r.response) END AS response
     FROM flagged f JOIN llm_requests r ON r.rowid = f.row
 ), one_per_evaluator AS (
-    SELECT request_id, model, unnest(evaluators) AS evaluator, finish_reason, prompt_chars, response_chars,
+    SELECT hour, request_id, model, unnest(evaluators) AS evaluator, finish_reason, prompt_chars, response_chars,
            prompt, response
     FROM texts
 )
-SELECT $hour, request_id, model, evaluator, left(CASE evaluator {evidence} END, 400)
+SELECT hour, request_id, model, evaluator, left(CASE evaluator {evidence} END, 400)
 FROM one_per_evaluator
 """
 
 
 def insert_hourly_sql(evaluators: list[Evaluator]) -> str:
+    """Per hour of `$hours` (every hour of the run, as a list), the scope `all` and each model. The
+    hours are the join's left side so that an hour without calls still gets its `all` rows (nothing
+    judged); its one all-NULL row would form a NULL model group, which HAVING drops."""
     counts = ", ".join(
         f"{{'evaluator': '{e.name}', 'evaluated': count(*) FILTER (j_{i}), 'failed': count(*) FILTER (f_{i})}}"
         for i, e in enumerate(evaluators)
     )
     return f"""
 INSERT INTO hourly_evaluations
-SELECT $hour, scope, e.evaluator, e.evaluated, e.failed, e.failed / nullif(e.evaluated, 0)
-FROM (SELECT CASE WHEN grouping(model) = 1 THEN 'all' ELSE model END AS scope, unnest([{counts}]) AS e
-      FROM _evaluated GROUP BY GROUPING SETS ((), (model)))
+SELECT hour, scope, e.evaluator, e.evaluated, e.failed, e.failed / nullif(e.evaluated, 0)
+FROM (SELECT hour, CASE WHEN grouping(model) = 1 THEN 'all' ELSE model END AS scope, unnest([{counts}]) AS e
+      FROM unnest($hours::TIMESTAMP[]) AS h(hour) LEFT JOIN _evaluated USING (hour)
+      GROUP BY GROUPING SETS ((hour), (hour, model))
+      HAVING grouping(model) = 1 OR model IS NOT NULL)
 """
