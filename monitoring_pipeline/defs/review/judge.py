@@ -6,16 +6,19 @@ already stored is never paid for twice, `judge.max_calls_per_hour` caps the call
 and a judge that is down leaves errors to retry, never a failed hour.
 """
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import NamedTuple
 
 import dagster as dg
 
 from monitoring_pipeline.defs.review import judge_sql as sql
-from monitoring_pipeline.defs.review.export import export_hour, hour_dir
+from monitoring_pipeline.defs.review.export import export_hours, hour_files
 from monitoring_pipeline.defs.review.judge_client import JudgeClient, Outcome
 from monitoring_pipeline.defs.review.sampling import REVIEW_SAMPLE_DDL
 from monitoring_pipeline.lib import checks, hourly, markdown
-from monitoring_pipeline.lib.db import one, transaction
+from monitoring_pipeline.lib.db import transaction
 from monitoring_pipeline.lib.partitions import hourly_partitions
 from monitoring_pipeline.resources import DuckDBWarehouse, MonitoringSettings
 
@@ -46,27 +49,33 @@ NOT_CONFIGURED = "Judge not configured: set MONITORING_JUDGE_URL and MONITORING_
         )
     ],
 )
-@hourly.per_hour
+@hourly.per_run
 def judge_verdicts(
-    context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, settings: MonitoringSettings, judge: JudgeClient
-):
+    context: dg.AssetExecutionContext,
+    hours: hourly.Hours,
+    warehouse: DuckDBWarehouse,
+    settings: MonitoringSettings,
+    judge: JudgeClient,
+) -> Iterator[hourly.HourResults]:
     """The LLM judge's verdict (good/bad, reason) on each review_sample request, per rubric."""
     config = settings.load()
     cfg = config.judge
-    hour = context.partition_time_window.start.replace(tzinfo=None)
     params = {
-        "hour": hour,
+        **hours.window,
         "judge_model": judge.model,
         "names": [r.name for r in cfg.rubrics],
         "instructions": [r.instruction for r in cfg.rubrics],
     }
+    todo: list[Pair] = []
+    reused: dict[datetime, int] = {}
     with warehouse.get_connection() as conn:
         conn.execute(REVIEW_SAMPLE_DDL)
         conn.execute(sql.JUDGE_VERDICTS_DDL)
-        todo = conn.execute(sql.TO_JUDGE, params).fetchall() if judge.configured else []
-        reused = one(conn, sql.REUSED, params)[0] if judge.configured else 0
+        if judge.configured:
+            todo = [Pair(*row) for row in conn.execute(sql.TO_JUDGE, params).fetchall()]
+            reused = dict(conn.execute(sql.REUSED, params).fetchall())
 
-    calls, capped = todo[: cfg.max_calls_per_hour], todo[cfg.max_calls_per_hour :]
+    calls, capped = _cap(todo, cfg.max_calls_per_hour)
     if not judge.configured:
         context.log.info(NOT_CONFIGURED)
     elif capped:
@@ -78,8 +87,8 @@ def judge_verdicts(
     cap_note = (
         f"not judged: judge.max_calls_per_hour ({cfg.max_calls_per_hour}) reached; a re-run of the hour judges it"
     )
-    rows = [(*row[:2], *row[4:], o.verdict, o.reason, o.error, o.latency_ms, o.tokens) for row, o in outcomes]
-    rows += [(*row[:2], *row[4:], None, None, cap_note, None, None) for row in capped]
+    rows = [(*p.stored, o.verdict, o.reason, o.error, o.latency_ms, o.tokens) for p, o in outcomes]
+    rows += [(*p.stored, None, None, cap_note, None, None) for p in capped]
 
     failed = [o for _, o in outcomes if o.error]
     if failed:
@@ -91,55 +100,85 @@ def judge_verdicts(
         if judge.configured:
             conn.execute(sql.NEW_VERDICTS)
             if rows:
-                conn.executemany("INSERT INTO new_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT INTO new_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             with transaction(conn):
                 conn.execute(sql.DELETE_STALE, params)
-                conn.execute(sql.INSERT_NEW, {"hour": hour, "judge_model": judge.model})
-        scopes = conn.execute(sql.BAD_RATE, {"hour": hour}).fetchall()
-        stored, errors = one(
-            conn,
-            "SELECT count(*), count(*) FILTER (verdict IS NULL) FROM judge_verdicts WHERE hour = $hour",
-            {"hour": hour},
-        )
-        preview = conn.execute(sql.PREVIEW, {"hour": hour, "n": config.review.preview_rows}).fetchall()
-        paths = export_hour(conn, hour, hour_dir(config.review.output_dir, context.partition_key))
+                conn.execute(sql.INSERT_NEW, {"judge_model": judge.model})
+        scopes = conn.execute(sql.BAD_RATE, hours.window).fetchall()
+        stored = {hour: (n, errors) for hour, n, errors in conn.execute(sql.STORED, hours.window).fetchall()}
+        preview = conn.execute(sql.PREVIEW, hours.window | {"n": config.review.preview_rows}).fetchall()
+        if judge.configured:
+            paths = export_hours(conn, hours, config.review.output_dir)
+        else:  # no verdict changed: the files review_sample wrote stand
+            paths = {key: hour_files(config.review.output_dir, key) for key in hours.keys}
 
-    judged = [o for _, o in outcomes if not o.error]
-    latencies = sorted(o.latency_ms for _, o in outcomes)
-    yield dg.MaterializeResult(
-        metadata={
+    for key, hour in hours:
+        n, errors = stored.get(hour, (0, 0))
+        hour_outcomes = [o for p, o in outcomes if p.hour == hour]
+        latencies = sorted(o.latency_ms for o in hour_outcomes)
+        metadata = {
             "configured": judge.configured,
             "judge_model": dg.MetadataValue.text(judge.model or "(none)"),
             "rubrics": dg.MetadataValue.text(", ".join(r.name for r in cfg.rubrics)),
-            "rows": stored,
-            "reused": reused,
-            "calls": len(outcomes),
-            "attempts": sum(o.attempts for _, o in outcomes),
-            "judged": len(judged),
+            "rows": n,
+            "reused": reused.get(hour, 0),
+            "calls": len(hour_outcomes),
+            "attempts": sum(o.attempts for o in hour_outcomes),
+            "judged": sum(not o.error for o in hour_outcomes),
             "errors": errors,
-            "capped": len(capped),
+            "capped": sum(p.hour == hour for p in capped),
             "max_calls_per_hour": dg.MetadataValue.text(str(cfg.max_calls_per_hour)),
-            "tokens": sum(o.tokens or 0 for _, o in outcomes),
+            "tokens": sum(o.tokens or 0 for o in hour_outcomes),
             "latency_p50_ms": latencies[len(latencies) // 2] if latencies else 0.0,
             "preview": dg.MetadataValue.md(
                 markdown.table(
-                    ["request_id", "model", "rubric", "verdict", "reason", "prompt", "response"], preview, 120
+                    ["request_id", "model", "rubric", "verdict", "reason", "prompt", "response"],
+                    [row[1:] for row in preview if row[0] == hour],
+                    120,
                 )
             ),
-            "csv": dg.MetadataValue.path(str(paths["csv"])),
-            "jsonl": dg.MetadataValue.path(str(paths["json"])),
+            "csv": dg.MetadataValue.path(str(paths[key]["csv"])),
+            "jsonl": dg.MetadataValue.path(str(paths[key]["json"])),
             **({"note": dg.MetadataValue.text(NOT_CONFIGURED)} if not judge.configured else {}),
         }
-    )
-    yield _check(scopes, config, errors, judge.configured)
+        check = _check([row[1:] for row in scopes if row[0] == hour], config, errors, judge.configured)
+        yield hourly.HourResults(key, [dg.MaterializeResult(metadata=metadata, check_results=[check])])
 
 
-def _judge_all(judge: JudgeClient, calls: list[tuple], cfg) -> list[tuple[tuple, Outcome]]:
-    """Every (request, rubric) call, `cfg.concurrency` at a time; each returns, none raises."""
+class Pair(NamedTuple):
+    """A sampled request and a rubric without a reusable verdict (a row of TO_JUDGE)."""
+
+    hour: datetime
+    request_id: str
+    model: str
+    prompt: str | None
+    response: str | None
+    rubric: str
+    instruction: str
+
+    @property
+    def stored(self) -> tuple:
+        """The columns of new_verdicts that say what was judged."""
+        return (self.hour, self.request_id, self.model, self.rubric, self.instruction)
+
+
+def _cap(todo: list[Pair], per_hour: int) -> tuple[list[Pair], list[Pair]]:
+    """The calls to make and the pairs left over: each hour's first `per_hour` (TO_JUDGE's order)."""
+    calls: list[Pair] = []
+    capped: list[Pair] = []
+    seen: dict[datetime, int] = {}
+    for pair in todo:
+        seen[pair.hour] = seen.get(pair.hour, 0) + 1
+        (calls if seen[pair.hour] <= per_hour else capped).append(pair)
+    return calls, capped
+
+
+def _judge_all(judge: JudgeClient, calls: list[Pair], cfg) -> list[tuple[Pair, Outcome]]:
+    """Every (request, rubric) call of the run's hours, `cfg.concurrency` at a time; each returns, none raises."""
     client = judge.client(cfg.timeout_s)
     try:
         with ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="judge") as pool:
-            outcomes = pool.map(lambda row: judge.judge(client, row[5], row[2], row[3], cfg), calls)
+            outcomes = pool.map(lambda p: judge.judge(client, p.instruction, p.prompt, p.response, cfg), calls)
             return list(zip(calls, outcomes, strict=True))
     finally:
         client.close()
