@@ -3,7 +3,9 @@ response once per rubric, and the judge_bad_rate check watches the share it call
 
 The judge is a third party and a cost: it reads only the redacted texts of review_sample, a verdict
 already stored is never paid for twice, `judge.max_calls_per_hour` caps the calls (and says so),
-and a judge that is down leaves errors to retry, never a failed hour.
+and a judge that is down leaves errors to retry, never a failed hour. A run covers all its hours at
+once (the cap still applies per hour); with the judge off it opens one connection, reads a few
+window queries and rewrites no file, so a backfill pays next to nothing for it.
 """
 
 from collections.abc import Iterator
@@ -68,10 +70,9 @@ def judge_verdicts(
     }
     todo: list[Pair] = []
     reused: dict[datetime, int] = {}
-    with warehouse.get_connection() as conn:
-        conn.execute(REVIEW_SAMPLE_DDL)
-        conn.execute(sql.JUDGE_VERDICTS_DDL)
-        if judge.configured:
+    if judge.configured:  # the connection is closed while the judge is called: other runs can write
+        with warehouse.get_connection() as conn:
+            _create_tables(conn)
             todo = [Pair(*row) for row in conn.execute(sql.TO_JUDGE, params).fetchall()]
             reused = dict(conn.execute(sql.REUSED, params).fetchall())
 
@@ -97,6 +98,7 @@ def judge_verdicts(
             f"First: {failed[0].error}"
         )
     with warehouse.get_connection() as conn:
+        _create_tables(conn)
         if judge.configured:
             conn.execute(sql.NEW_VERDICTS)
             if rows:
@@ -143,6 +145,11 @@ def judge_verdicts(
         }
         check = _check([row[1:] for row in scopes if row[0] == hour], config, errors, judge.configured)
         yield hourly.HourResults(key, [dg.MaterializeResult(metadata=metadata, check_results=[check])])
+
+
+def _create_tables(conn) -> None:
+    conn.execute(REVIEW_SAMPLE_DDL)
+    conn.execute(sql.JUDGE_VERDICTS_DDL)
 
 
 class Pair(NamedTuple):
