@@ -2,31 +2,25 @@
 files the hour's rows came from that are gone now, and lines too long for DuckDB's line reader."""
 
 import gzip
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from monitoring_pipeline.defs.ingest.sql import READ_BUFFER_BYTES
+from monitoring_pipeline.defs.ingest.sql import FILES_GONE, READ_BUFFER_BYTES
 
 LOG_FINGERPRINT = "log_fingerprint"  # llm_requests metadata: the fingerprint of the files the run listed
 _BLOCK = 1 << 20
 
 
-def files_gone(conn: duckdb.DuckDBPyConnection, hour, names: list[str]) -> dict[str, int]:
-    """The files (by name) the hour's llm_requests and quarantine rows came from that are not among
-    `names` now, with their row counts. By name, so a log root mounted elsewhere changes nothing."""
-    rows = conn.execute(
-        """
-        SELECT parse_filename(source_file) AS name, sum(n)::BIGINT FROM (
-            SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL
-            UNION ALL SELECT source_file, count(*) FROM quarantine WHERE hour = $hour GROUP BY ALL)
-        WHERE NOT list_contains($names::VARCHAR[], parse_filename(source_file))
-        GROUP BY ALL ORDER BY 1
-        """,
-        {"hour": hour, "names": names},
-    ).fetchall()
-    return dict(rows)
+def files_gone(conn: duckdb.DuckDBPyConnection, window: dict) -> dict[datetime, dict[str, int]]:
+    """Per hour of the window, the files (by name) its llm_requests and quarantine rows came from
+    that are not listed in its folder now (sql.LISTING), with their row counts."""
+    gone: dict[datetime, dict[str, int]] = {}
+    for hour, name, rows in conn.execute(FILES_GONE, window).fetchall():
+        gone.setdefault(hour, {})[name] = rows
+    return gone
 
 
 def overlong_lines(path: str, limit: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The SQL that turns an hour's log lines into llm_requests rows and quarantine rows.
+"""The SQL that turns the log lines of a run's hours into llm_requests rows and quarantine rows.
 
 Every line is classified in one pass: it gets either a NULL reason (valid) or the first rule it
 breaks. Two parsers feed that classification (classified()): read_json with every field as a JSON
@@ -8,6 +8,11 @@ an all-NULL row with no text, so it never decides what a bad line is: it only lo
 Lines DuckDB cannot even decode (bad UTF-8, NUL bytes) land in the CSV reader's rejects table
 with their line number and join the same stream.
 
+A run reads the files of all its hours at once (one hour, or a backfill's range of them): LISTING
+holds each file with the hour whose folder it was listed in, every line takes its hour from its
+file, and the statements cover the run's window ($start to $end) with rules that stay per hour
+(a timestamp outside its file's hour, a request_id seen twice in the same hour).
+
 INSERT_VALID_LINES loads the valid lines of all files at once, in parallel and unnumbered;
 FILE_STATUS then compares each file's lines with its rows. A file's bad lines are classified
 again from their text and numbered by their hash (BAD_LINES, LOCATE_BAD_LINES); a file with an
@@ -15,7 +20,7 @@ undecodable line or a duplicate request_id is staged with exact line numbers ins
 which the decoding offsets and the first-wins rule need. Both parsers are DuckDB's yyjson and
 give the same JSON text per field (test_ingest's edge lines pin this). Were they ever to disagree
 on a line of a file that also has bad lines, its counts would not add up, and the hour is then
-staged exactly.
+staged exactly (in a range run, after the hours are replaced one by one: see load.replace_hours).
 """
 
 from monitoring_pipeline.contract import FIELDS, RAW_LINE_CAP, TIMESTAMP_FORMAT, Field
@@ -63,6 +68,23 @@ WHERE name NOT IN (SELECT column_name FROM duckdb_columns() WHERE table_name = '
 def add_field_column(field: Field) -> str:
     return f'ALTER TABLE llm_requests ADD COLUMN "{field.name}" {SQL_TYPES[field.kind]}'  # names from FIELDS only
 
+
+# The run's files, each with its hour; `refused` says why a file is never read (NULL: read it).
+LISTING = """
+CREATE OR REPLACE TEMP TABLE _listing AS
+SELECT unnest($hours::TIMESTAMP[]) AS hour, unnest($paths::VARCHAR[]) AS source_file,
+       unnest($names::VARCHAR[]) AS name, unnest($refused::VARCHAR[]) AS refused
+"""
+# The rows (llm_requests and quarantine) of the window's hours, by the name of the file they came
+# from, whose file is not listed in their hour now. By name, so a log root mounted elsewhere
+# changes nothing.
+FILES_GONE = """
+SELECT hour, parse_filename(source_file) AS name, sum(n)::BIGINT FROM (
+    SELECT hour, source_file, count(*) AS n FROM llm_requests WHERE hour >= $start AND hour < $end GROUP BY ALL
+    UNION ALL SELECT hour, source_file, count(*) FROM quarantine WHERE hour >= $start AND hour < $end GROUP BY ALL)
+WHERE (hour, parse_filename(source_file)) NOT IN (SELECT hour, name FROM _listing)
+GROUP BY ALL ORDER BY 1, 2
+"""
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -286,7 +308,9 @@ def _classified(fields: str) -> str:
     Nothing here is a window over whole rows: the two rules that need more than one line
     (truncated last line, duplicate request_id) run after, on narrow columns."""
     return f"""
-WITH fields AS ({fields}),
+WITH fields AS (  -- a line's hour is its file's (a file no listing names gets none: its valid rows fail NOT NULL)
+    SELECT * FROM ({fields}) LEFT JOIN (SELECT source_file, hour FROM _listing) USING (source_file)
+),
 decoded AS (SELECT *, {_DECODED_COLUMNS} FROM fields),
 timed AS (  -- the timestamp parsed once, for its rule and for the column
     SELECT *, try_cast(d_timestamp AS TIMESTAMPTZ) AS ts FROM decoded
@@ -311,11 +335,11 @@ typed AS (
 judged AS (
     SELECT *, CASE
             WHEN rule_broken IS NOT NULL THEN rule_broken
-            WHEN ts_utc < $hour OR ts_utc >= $hour + INTERVAL 1 HOUR THEN 'timestamp_outside_hour'
+            WHEN ts_utc < hour OR ts_utc >= hour + INTERVAL 1 HOUR THEN 'timestamp_outside_hour'
         END AS reason
     FROM typed
 )
-SELECT source_file, seq, reason, CASE WHEN reason IS NOT NULL THEN left(line, {RAW_LINE_CAP}) END AS line,
+SELECT hour, source_file, seq, reason, CASE WHEN reason IS NOT NULL THEN left(line, {RAW_LINE_CAP}) END AS line,
        CASE WHEN reason IS NOT NULL THEN hash(line) END AS line_hash,
        CASE WHEN reason IS NULL THEN ts_utc END AS "timestamp",
         {_TYPED_COLUMNS}
@@ -339,13 +363,13 @@ FROM (SELECT source_file, max(seq) AS last_seq FROM _staged GROUP BY source_file
 WHERE _staged.reason = 'malformed_json' AND _staged.source_file = f.source_file AND _staged.seq = f.last_seq
 """
 
-# The first occurrence in file/line order is kept; later ones are quarantined (raw text added by
+# The first occurrence in its hour, in file/line order, is kept; later ones are quarantined (raw text added by
 # fill_duplicate_lines, from the source, since _staged keeps text only for lines already bad).
 MARK_DUPLICATES = """
 UPDATE _staged SET reason = 'duplicate_request_id'
 FROM (SELECT source_file, seq FROM (
           SELECT source_file, seq,
-                 row_number() OVER (PARTITION BY request_id ORDER BY source_file, seq) AS n
+                 row_number() OVER (PARTITION BY hour, request_id ORDER BY source_file, seq) AS n
           FROM _staged WHERE reason IS NULL)
       WHERE n > 1) d
 WHERE _staged.source_file = d.source_file AND _staged.seq = d.seq
@@ -364,7 +388,7 @@ WHERE _staged.reason = 'duplicate_request_id' AND _staged.source_file = src.sour
 _REQUEST_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS)
 INSERT_REQUESTS = f"""
 INSERT INTO llm_requests BY NAME
-SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
+SELECT hour, {_REQUEST_COLUMNS}, source_file
 FROM _staged WHERE reason IS NULL
 """
 
@@ -380,7 +404,7 @@ def insert_valid_lines(strict: bool, lenient: bool) -> str:
     reads += [_json_fields("$lenient", True)] if lenient else []
     return f"""
 INSERT INTO llm_requests BY NAME
-SELECT $hour AS hour, {_REQUEST_COLUMNS}, source_file
+SELECT hour, {_REQUEST_COLUMNS}, source_file
 FROM ({_classified(" UNION ALL ".join(reads))}) WHERE reason IS NULL
 """
 
@@ -397,31 +421,36 @@ FROM {_READ_CSV} GROUP BY ALL
 """
 FILE_STATUS = """
 WITH lines AS (FROM _file_lines),
-loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour = $hour GROUP BY ALL),
+loaded AS (SELECT source_file, count(*) AS n FROM llm_requests WHERE hour >= $start AND hour < $end GROUP BY ALL),
 rejected AS (SELECT s.file_path AS source_file FROM _rejects e JOIN _reject_scans s USING (scan_id, file_id)),
 duplicated AS (
     SELECT source_file FROM llm_requests
-    WHERE hour = $hour AND request_id IN (
-        SELECT request_id FROM llm_requests WHERE hour = $hour GROUP BY ALL HAVING count(*) > 1)
+    WHERE hour >= $start AND hour < $end AND (hour, request_id) IN (
+        SELECT hour, request_id FROM llm_requests WHERE hour >= $start AND hour < $end
+        GROUP BY ALL HAVING count(*) > 1)
 )
-SELECT source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
+SELECT hour, source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
        source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated)
        OR coalesce(lines.duplicate_keys, 0) > 0 AS exact
 FROM (SELECT source_file FROM lines UNION SELECT source_file FROM loaded UNION SELECT * FROM rejected)
      LEFT JOIN lines USING (source_file) LEFT JOIN loaded USING (source_file)
-ORDER BY 1
+     LEFT JOIN (SELECT source_file, hour FROM _listing) USING (source_file)
+ORDER BY 1, 2
 """
 
 # The bad lines of files whose valid rows stay as loaded, classified again in parallel. Only
 # suspects are parsed: lines whose request_id, as a regular expression finds it in the text, is
-# not among the rows loaded from these files (a fifth of the cost of parsing every line; a file
-# of bad lines only costs no lookup at all). A bad line the search misses (it shares an id with a
+# not among the rows loaded from these files in the line's hour (a fifth of the cost of parsing
+# every line; a file of bad lines only costs no lookup at all). A bad line the search misses (it shares an id with a
 # row of these files) leaves its file's bad lines short of the count, and the hour is then staged
 # exactly.
 SUSPECT_LINES = f"""
-SELECT filename AS source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error FROM {_READ_CSV}
-WHERE coalesce(regexp_extract(line, '"request_id"\\s*:\\s*"([^"\\\\]*)"', 1), '') NOT IN (
-    SELECT request_id FROM llm_requests WHERE hour = $hour AND source_file IN (SELECT unnest($files)))
+SELECT source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error
+FROM (SELECT filename AS source_file, line FROM {_READ_CSV})
+     JOIN (SELECT source_file, hour FROM _listing) USING (source_file)
+WHERE (hour, coalesce(regexp_extract(line, '"request_id"\\s*:\\s*"([^"\\\\]*)"', 1), '')) NOT IN (
+    SELECT hour, request_id FROM llm_requests
+    WHERE hour >= $start AND hour < $end AND source_file IN (SELECT unnest($files)))
 """
 BAD_LINES = f"""
 CREATE OR REPLACE TEMP TABLE _bad_lines AS
@@ -451,13 +480,14 @@ SELECT source_file, line_number,
 FROM bad JOIN candidates USING (source_file, line_hash, k)
 """
 INSERT_LOCATED = """
-INSERT INTO quarantine SELECT $hour, source_file, line_number, reason, line, now()::TIMESTAMP FROM _located
+INSERT INTO quarantine
+SELECT hour, source_file, line_number, reason, line, now()::TIMESTAMP FROM _located JOIN _listing USING (source_file)
 """
 
 # $numbered: seq already is the line number (the slow path); else seq counts across files.
 INSERT_QUARANTINE = """
 INSERT INTO quarantine
-SELECT $hour, s.source_file, CASE WHEN $numbered THEN seq ELSE seq - f.first_seq + 1 END, reason, line,
+SELECT s.hour, s.source_file, CASE WHEN $numbered THEN seq ELSE seq - f.first_seq + 1 END, reason, line,
        now()::TIMESTAMP
 FROM _staged s JOIN (SELECT source_file, min(seq) AS first_seq FROM _staged GROUP BY source_file) f
      USING (source_file)
