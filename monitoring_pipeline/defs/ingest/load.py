@@ -79,8 +79,8 @@ def replace_hours(
         try:
             with transaction(conn):
                 _delete_window(conn, window)
-                settled, exact = _load_fast(conn, hour_of, window, lenient)
-                numbered = _stage_files(conn, exact) if exact else None
+                settled, exact, undecodable = _load_fast(conn, hour_of, window, lenient)
+                numbered = _stage_files(conn, exact, undecodable) if exact else None
                 if numbered is not None:
                     _insert_staged(conn, numbered)
                 for hour, listing in listings.items():
@@ -141,16 +141,17 @@ def _delete_window(conn: duckdb.DuckDBPyConnection, window: dict) -> None:
 
 def _load_fast(
     conn: duckdb.DuckDBPyConnection, hour_of: dict[str, datetime], window: dict, lenient: dict[datetime, list[str]]
-) -> tuple[Counter[datetime], list[str]]:
+) -> tuple[Counter[datetime], list[str], bool]:
     """The fast pass (see sql.insert_valid_lines): load every file's valid lines at once, in
     parallel, reading strictly all but the `lenient` files; quarantine the bad lines of files that
     have some; take back the rows of the files that need the exact path (a duplicate key among
-    them). Returns the lines of the files settled, per hour, and the files left. Raises
+    them). Returns the lines of the files settled, per hour, the files left, and whether one of
+    those has a line DuckDB cannot decode (then they are numbered line by line). Raises
     StrictReadFailed when the strict read refuses a line (then the transaction is aborted)."""
     settled: Counter[datetime] = Counter()
     files = list(hour_of)
     if not files:
-        return settled, []
+        return settled, [], False
     read_leniently = [path for paths in lenient.values() for path in paths]
     # smallest first: a refused line in a small file (the common dirty hour) fails the read early
     strict = sorted((f for f in files if f not in read_leniently), key=_size)
@@ -168,9 +169,9 @@ def _load_fast(
     conn.execute(sql.DROP_REJECTS)
     conn.execute(sql.COUNT_LINES, {"files": files, "lenient": read_leniently})
     status = conn.execute(sql.FILE_STATUS, window).fetchall()
-    exact = [f for _, f, _, _, needs_exact in status if needs_exact]
+    exact = [f for _, f, _, _, needs_exact, _ in status if needs_exact]
     bad_lines = {
-        f: lines - loaded for _, f, lines, loaded, needs_exact in status if not needs_exact and loaded != lines
+        f: lines - loaded for _, f, lines, loaded, needs_exact, _ in status if not needs_exact and loaded != lines
     }
     if exact:
         conn.execute(
@@ -179,10 +180,10 @@ def _load_fast(
         )
     if bad_lines:
         _quarantine_bad_lines(conn, bad_lines, window)
-    for hour, _, lines, _, needs_exact in status:
+    for hour, _, lines, _, needs_exact, _ in status:
         if not needs_exact:
             settled[hour] += lines
-    return settled, exact
+    return settled, exact, any(undecodable for *_, undecodable in status)
 
 
 def _size(path: str) -> int:
@@ -225,15 +226,18 @@ def _stage(conn: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[tupl
         return unreadable, numbered
 
 
-def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
+def _stage_files(conn: duckdb.DuckDBPyConnection, files: list[str], undecodable: bool = False) -> bool:
     """The exact path: every line of the files numbered and classified into _staged, with the
-    rules that need more than one line. Returns whether _staged.seq is already the line number."""
+    rules that need more than one line. Returns whether _staged.seq is already the line number
+    (always when the files are known to have an `undecodable` line)."""
     params: dict = {"files": files}
-    conn.execute(sql.DROP_REJECTS)
-    conn.execute(sql.stage(sql.SCAN_LINES), params)
     source, numbered = sql.SCAN_LINES, False
-    if one(conn, "SELECT count(*) FROM _rejects")[0]:
-        # Lines DuckDB could not decode: number every line exactly, then classify again.
+    if not undecodable:
+        conn.execute(sql.DROP_REJECTS)
+        conn.execute(sql.stage(sql.SCAN_LINES), params)
+        undecodable = bool(one(conn, "SELECT count(*) FROM _rejects")[0])
+    if undecodable:
+        # Lines DuckDB could not decode: number every line exactly, then classify.
         conn.execute(sql.DROP_REJECTS)
         conn.execute(sql.READ_LINES, params)
         conn.execute(sql.NUMBER_LINES)

@@ -397,7 +397,8 @@ FROM _staged WHERE reason IS NULL
 # line numbers and no staging copy of the texts. FILE_STATUS then tells the files it did not
 # settle: those with bad lines (the lines read outnumber the rows loaded) keep their rows and get
 # their bad lines numbered (BAD_LINES, LOCATE_BAD_LINES); those with an undecodable line or a
-# request_id seen twice (`exact`) lose their rows again and are staged exactly (stage()).
+# request_id seen twice (`exact`) lose their rows again and are staged exactly (stage(), straight
+# from NUMBERED_LINES when one of them is `undecodable`).
 def insert_valid_lines(strict: bool, lenient: bool) -> str:
     """INSERT_VALID_LINES over $strict files, $lenient files, or both (read_json takes no empty list)."""
     reads = [_json_fields("$strict", False)] if strict else []
@@ -431,7 +432,8 @@ duplicated AS (
 )
 SELECT hour, source_file, coalesce(lines.n, 0) AS lines, coalesce(loaded.n, 0) AS loaded,
        source_file IN (SELECT * FROM rejected UNION ALL SELECT * FROM duplicated)
-       OR coalesce(lines.duplicate_keys, 0) > 0 AS exact
+       OR coalesce(lines.duplicate_keys, 0) > 0 AS exact,
+       source_file IN (SELECT * FROM rejected) AS undecodable
 FROM (SELECT source_file FROM lines UNION SELECT source_file FROM loaded UNION SELECT * FROM rejected)
      LEFT JOIN lines USING (source_file) LEFT JOIN loaded USING (source_file)
      LEFT JOIN (SELECT source_file, hour FROM _listing) USING (source_file)
@@ -441,9 +443,9 @@ ORDER BY 1, 2
 # The bad lines of files whose valid rows stay as loaded, classified again in parallel. Only
 # suspects are parsed: lines whose request_id, as a regular expression finds it in the text, is
 # not among the rows loaded from these files in the line's hour (a fifth of the cost of parsing
-# every line; a file of bad lines only costs no lookup at all). A bad line the search misses (it shares an id with a
-# row of these files) leaves its file's bad lines short of the count, and the hour is then staged
-# exactly.
+# every line; a file of bad lines only costs no lookup at all). A bad line the search misses (it
+# shares an id with a row of these files) leaves its file's bad lines short of the count, and the
+# hour is then staged exactly.
 SUSPECT_LINES = f"""
 SELECT source_file, NULL::BIGINT AS seq, line, NULL::VARCHAR AS read_error
 FROM (SELECT filename AS source_file, line FROM {_READ_CSV})
