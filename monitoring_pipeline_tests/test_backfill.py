@@ -28,7 +28,7 @@ def test_backfill_ranged_runs_through_the_daemon_fill_every_hour(tmp_path):
     hour = [f"{first_day + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in (0, 3, 4, 5)]
     assert set(hour) <= result["evaluated_hours"]  # each run's first and last hour, with its hour
     with duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as conn:
-        assert hours_in_tables(conn) == 6
+        assert hours_in_tables(conn, first_day, 6) == 6
 
 
 def test_backfill_hours_per_run_comes_from_the_environment(monkeypatch):

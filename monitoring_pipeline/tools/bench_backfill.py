@@ -191,8 +191,10 @@ def run_backfill(
                     if "could not set lock" in (e.message or "").lower()
                     or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
                 )
-                # every hourly asset's partitions: the hours materialized in all of them
-                materialized = set.intersection(
+                # the backfill's hours materialized in every hourly asset (the schedule, which the
+                # daemon also runs, may have materialized the hour that just closed: not counted)
+                backfilled = {f"{first + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(hours)}
+                materialized = backfilled.intersection(
                     *(instance.get_materialized_partitions(dg.AssetKey(a)) for a in HOURLY_TABLES)
                 )
                 evaluations = instance.event_log_storage.get_asset_check_execution_history(
@@ -232,11 +234,13 @@ def run_backfill(
     }
 
 
-def hours_in_tables(conn) -> int:
-    """The fewest hours any hourly table holds (quarantine and evaluation_flags have rows only for
-    hours with bad lines or flagged calls, so they are left out; their assets' partitions are not)."""
+def hours_in_tables(conn, first: datetime, hours: int) -> int:
+    """The fewest of the backfill's hours any hourly table holds (quarantine and evaluation_flags
+    have rows only for hours with bad lines or flagged calls, so they are left out; their assets'
+    partitions are not)."""
+    window = {"start": first.replace(tzinfo=None), "end": first.replace(tzinfo=None) + timedelta(hours=hours)}
     counts = [
-        one(conn, f"SELECT count(DISTINCT hour) FROM {table}")[0]
+        one(conn, f"SELECT count(DISTINCT hour) FROM {table} WHERE hour >= $start AND hour < $end", window)[0]
         for table in HOURLY_TABLES
         if table not in ("quarantine", "evaluation_flags")
     ]
@@ -293,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result = run_backfill(workdir, first_day, hours, setup["env"], via=args.via)
         with duckdb.connect(str(workdir / "monitoring.duckdb"), read_only=True) as conn:
-            hours_in_db = hours_in_tables(conn)
+            hours_in_db = hours_in_tables(conn, first_day, hours)
         print(
             f"runs: {result['runs']} (up to {result['hours_per_run']} hours each), failed: "
             f"{len(result['failed_runs'])}, lock errors in event logs: {result['lock_errors']}, partitions "
