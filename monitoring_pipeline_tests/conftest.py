@@ -130,6 +130,28 @@ def resources(tmp_path, logs, config_file) -> dict:
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dagster_migration_scripts_read_once():
+    """Every Dagster instance stamps its new SQLite storages with alembic, and alembic reads and
+    executes all of Dagster's ~180 migration scripts to find "head" each time: 0.25 s of every test
+    that makes an instance. The scripts do not change during a session, so each folder of them is
+    read once. Nothing else about the storages changes (the same tables, the same stamp)."""
+    from alembic.script import ScriptDirectory
+
+    read = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    folders: dict[tuple, ScriptDirectory] = {}
+
+    def from_config(cls, config):
+        key = (config.get_alembic_option("script_location"), tuple(config.get_version_locations_list() or ()))
+        if key not in folders:
+            folders[key] = read(cls, config)
+        return folders[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScriptDirectory, "from_config", classmethod(from_config))
+        yield
+
+
 @pytest.fixture
 def instance():
     """A real Dagster instance with in-memory storage: the same run, event and check records as
