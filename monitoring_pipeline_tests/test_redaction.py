@@ -146,11 +146,12 @@ def test_redaction_no_seeded_secret_reaches_table_files_metadata_or_alerts(
         "metadata": "\n".join(metadata),
         "alerts": alerts,
     }
+    scrubbed = {where: scrub(text) for where, text in places.items()}  # once per place, not per secret
     found = [
         (where, r["secret"])
         for r in SECRETS
         for where, text in places.items()
-        if r["secret"] in text or leaked(r["secret"], scrub(text))
+        if r["secret"] in text or leaked(r["secret"], scrubbed[where])
     ]
     assert found == []
 
