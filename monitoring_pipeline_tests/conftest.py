@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -78,15 +79,14 @@ def logs(tmp_path) -> LogWriter:
     return LogWriter(tmp_path / "logs")
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    """Path of a config file; call it with overrides to write them (merged over the defaults)."""
-    path = tmp_path / "config.yaml"
+def config_writer(root: Path):
+    """Writes `root`/config.yaml: the test layout's defaults (review files and dry-run alerts under
+    `root`), with any overrides merged over them; `.path` is the file."""
+    path = root / "config.yaml"
     base = {
-        "review": {"output_dir": str(tmp_path / "review")},
-        "alerts": {"dry_run_file": str(tmp_path / "alerts" / "dry_run.jsonl")},
+        "review": {"output_dir": str(root / "review")},
+        "alerts": {"dry_run_file": str(root / "alerts" / "dry_run.jsonl")},
     }
-    path.write_text(yaml.safe_dump(base))
 
     def write(overrides: dict | None = None) -> Path:
         merged = dict(base)
@@ -95,39 +95,85 @@ def config_file(tmp_path):
         path.write_text(yaml.safe_dump(merged))
         return path
 
-    write.path = path
+    write.path = path  # type: ignore[attr-defined]
+    write()
     return write
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """Path of a config file; call it with overrides to write them (merged over the defaults)."""
+    return config_writer(tmp_path)
+
+
+ISOLATED_VARS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_API_URL",
+    "MONITORING_CONFIG",
+    "MONITORING_DUCKDB_PATH",
+    "MONITORING_LOG_DIR",
+    "MONITORING_ALERTS_DB",
+    "MONITORING_REVIEW_SALT",
+    "MONITORING_JUDGE_URL",
+    "MONITORING_JUDGE_MODEL",
+    "MONITORING_JUDGE_API_KEY",
+)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """No test sees the developer's Slack token or pipeline paths."""
-    for var in (
-        "SLACK_BOT_TOKEN",
-        "SLACK_API_URL",
-        "MONITORING_CONFIG",
-        "MONITORING_DUCKDB_PATH",
-        "MONITORING_LOG_DIR",
-        "MONITORING_ALERTS_DB",
-        "MONITORING_REVIEW_SALT",
-        "MONITORING_JUDGE_URL",
-        "MONITORING_JUDGE_MODEL",
-        "MONITORING_JUDGE_API_KEY",
-    ):
+    for var in ISOLATED_VARS:
         monkeypatch.delenv(var, raising=False)
 
 
-@pytest.fixture
-def resources(tmp_path, logs, config_file) -> dict:
+def folder_resources(root: Path) -> dict:
+    """The pipeline's resources on the test layout under `root`: its DuckDB files, logs/ and config.yaml."""
     return {
-        "warehouse": DuckDBWarehouse(database=str(tmp_path / "monitoring.duckdb")),
-        "alert_state": DuckDBWarehouse(database=str(tmp_path / "alerts.duckdb")),
-        "logs": LogSource(log_dir=str(logs.root)),
-        "settings": MonitoringSettings(config_path=str(config_file.path)),
+        "warehouse": DuckDBWarehouse(database=str(root / "monitoring.duckdb")),
+        "alert_state": DuckDBWarehouse(database=str(root / "alerts.duckdb")),
+        "logs": LogSource(log_dir=str(root / "logs")),
+        "settings": MonitoringSettings(config_path=str(root / "config.yaml")),
         "alert_delivery": AlertDelivery(timeout_s=2),
         "clock": Clock(fixed="2026-03-01T11:10:00+00:00"),
         "judge": JudgeClient(),  # off unless a test sets MONITORING_JUDGE_URL and MONITORING_JUDGE_MODEL
     }
+
+
+@pytest.fixture
+def resources(tmp_path, logs, config_file) -> dict:
+    return folder_resources(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _built(tmp_path_factory) -> dict[str, Path]:
+    return {}
+
+
+@pytest.fixture
+def start_from(_built, tmp_path_factory, tmp_path):
+    """Start the test from a state built once per session (per xdist worker) and copied in, for
+    tests that would each materialize the same hours before doing their own part.
+
+    `start_from(name, build)`: the first call runs `build(root)` in a folder of its own (the same
+    layout as a test's tmp_path: logs/, config.yaml, monitoring.duckdb, review/, ...), with the
+    environment as isolated as a test's; every call copies that folder's files, except
+    config.yaml, into tmp_path. The copied tables are what the test would have built itself,
+    except that paths in them (llm_requests.source_file) name the build folder's log files: a test
+    that ingests those hours again must build its own. The test's Dagster instance does not have
+    the build's runs."""
+
+    def start(name: str, build) -> None:
+        if name not in _built:
+            root = tmp_path_factory.mktemp(f"built-{name.replace(' ', '-')}")
+            with pytest.MonkeyPatch.context() as env:
+                for var in ISOLATED_VARS:
+                    env.delenv(var, raising=False)
+                build(root)
+            _built[name] = root
+        shutil.copytree(_built[name], tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml"))
+
+    return start
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -195,3 +241,35 @@ def slack(monkeypatch):
     monkeypatch.setenv("SLACK_API_URL", server.url)
     yield server
     server.stop()
+
+
+# The slowest tests, slowest first (wall seconds on the 2-core box): started first, each runs beside
+# the others and the quick tests instead of after them. Other slow tests follow, then the rest.
+SLOWEST_FIRST = (
+    "test_backfill.py::",  # ~200: thirty hours backfilled through the daemon
+    "test_demo.py::",  # ~110: the demo, twice
+    "test_alerts_oncall.py::test_backfill_through_the_daemon",  # ~80, mostly waiting on the daemon
+    "test_bench.py::",  # ~50
+    "test_ui_browser.py::",  # ~50
+    "test_webserver.py::",  # ~20
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slowest first (see SLOWEST_FIRST). xdist, with --maxschedchunk=1 (pyproject), starts each
+    worker with two tests, the second queued behind the first, then hands out one at a time: a
+    quick test goes second on each worker, so no slow test waits behind another."""
+
+    def rank(item) -> int:
+        found = [i for i, part in enumerate(SLOWEST_FIRST) if part in item.nodeid]
+        if found:
+            return found[0]
+        return len(SLOWEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
+
+    items.sort(key=rank)  # stable: file order within a rank
+    quick = [item for item in items if rank(item) > len(SLOWEST_FIRST)]
+    if len(items) > 4 and rank(items[0]) < len(SLOWEST_FIRST) and len(quick) >= 2:
+        for item in quick[:2]:
+            items.remove(item)
+        items.insert(1, quick[0])
+        items.insert(3, quick[1])

@@ -13,7 +13,7 @@ from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.review.human_quality import human_quality
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
-from monitoring_pipeline_tests.conftest import HOUR, record
+from monitoring_pipeline_tests.conftest import HOUR, LogWriter, config_writer, folder_resources, record
 
 HEADER = "request_id,verdict,category,notes,reviewer\n"
 LATER = HOUR + timedelta(hours=2)
@@ -25,20 +25,31 @@ def wilson(bad: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (center - half) / (1 + z * z / n), (center + half) / (1 + z * z / n)
 
 
-@pytest.fixture
-def reviewed(tmp_path, config_file, logs, run_hour, resources, instance):
-    """Two sampled hours (10:00 and 12:00, 10 requests each) and a function that writes verdicts
-    and materializes review_verdicts + human_quality, returning the check evaluation."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-
-    def setup(bad_rate_rule: dict, lines: list[str]):
-        config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(inbox), "human_bad_rate": bad_rate_rule}})
+def two_sampled_hours(root) -> None:
+    """10:00 and 12:00, 10 requests each (6 chat-large, 4 code-small), all in review_sample."""
+    config_writer(root)({"review": {"sample_rate": 1.0}})
+    logs = LogWriter(root / "logs")
+    with dg.DagsterInstance.ephemeral() as instance:
         for hour, partition in ((HOUR, "2026-03-01-10:00"), (LATER, "2026-03-01-12:00")):
             logs.records(
                 [record(i, hour=hour, model="chat-large" if i < 6 else "code-small") for i in range(10)], hour=hour
             )
-            run_hour(partition=partition, assets=[llm_requests, review_sample])
+            dg.materialize(
+                [llm_requests, review_sample], partition_key=partition, resources=folder_resources(root), instance=instance
+            )
+
+
+@pytest.fixture
+def reviewed(tmp_path, config_file, start_from, resources, instance):
+    """Two sampled hours (10:00 and 12:00, 10 requests each; materialized once per session, the
+    same for every test) and a function that writes verdicts and materializes review_verdicts +
+    human_quality, returning the check evaluation."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    start_from("two sampled hours", two_sampled_hours)
+
+    def setup(bad_rate_rule: dict, lines: list[str]):
+        config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(inbox), "human_bad_rate": bad_rate_rule}})
         (inbox / "verdicts.csv").write_text(HEADER + "".join(line + "\n" for line in lines))
         result = dg.materialize([review_verdicts, human_quality], resources=resources, instance=instance)
         (evaluation,) = result.get_asset_check_evaluations()
