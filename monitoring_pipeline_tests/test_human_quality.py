@@ -35,7 +35,10 @@ def two_sampled_hours(root) -> None:
                 [record(i, hour=hour, model="chat-large" if i < 6 else "code-small") for i in range(10)], hour=hour
             )
             dg.materialize(
-                [llm_requests, review_sample], partition_key=partition, resources=folder_resources(root), instance=instance
+                [llm_requests, review_sample],
+                partition_key=partition,
+                resources=folder_resources(root),
+                instance=instance,
             )
 
 
@@ -101,10 +104,12 @@ def test_human_bad_rate_fails_above_threshold_with_enough_reviews(reviewed):
         ({"threshold": 0.1, "window_hours": 24, "min_reviews": 1}, []),  # no verdicts at all
     ],
 )
+@pytest.mark.slow
 def test_human_bad_rate_passes(reviewed, rule, lines):
     assert reviewed(rule, lines).passed
 
 
+@pytest.mark.slow
 def test_human_bad_rate_window_trails_the_newest_reviewed_hour(reviewed):
     lines = hour10(bad=5, good=0) + [f"req-12-{i:05d},good,,,bob" for i in range(5)]
     recent = reviewed({"threshold": 0.2, "window_hours": 2, "min_reviews": 1}, lines)  # 11:00-12:00 only
@@ -112,12 +117,14 @@ def test_human_bad_rate_window_trails_the_newest_reviewed_hour(reviewed):
     assert recent.metadata["window"].value == "2026-03-01 11:00 .. 2026-03-01 12:00 UTC"
 
 
+@pytest.mark.slow
 def test_human_bad_rate_window_includes_older_hours(reviewed):
     lines = hour10(bad=5, good=0) + [f"req-12-{i:05d},good,,,bob" for i in range(5)]
     wide = reviewed({"threshold": 0.2, "window_hours": 3, "min_reviews": 1}, lines)
     assert not wide.passed and wide.metadata["value"].value == 0.5 and wide.metadata["sample_size"].value == 10
 
 
+@pytest.mark.slow
 def test_human_bad_rate_failure_alerts_through_the_slack_sensor(reviewed, instance, resources, tmp_path):
     reviewed({"threshold": 0.1, "window_hours": 24, "min_reviews": 5}, hour10(bad=4, good=6))
     tick = slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))

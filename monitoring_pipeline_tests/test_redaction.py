@@ -80,6 +80,7 @@ def test_redaction_placeholders_are_typed():
     assert out == ["[EMAIL] [CARD] [IBAN] [IP] [PHONE] [API_KEY]", None]
 
 
+@pytest.mark.slow
 def test_redaction_no_seeded_secret_reaches_table_files_metadata_or_alerts(
     tmp_path, config_file, logs, run_hour, resources, instance
 ):

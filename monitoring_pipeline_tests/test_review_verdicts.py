@@ -74,6 +74,7 @@ def test_review_verdicts_good_csv_and_jsonl_load(inbox, load, query):
     assert query("SELECT count(*) FROM review_verdict_rejects") == [(0,)]
 
 
+@pytest.mark.slow
 def test_review_verdicts_redropping_a_file_changes_nothing(inbox, load, query):
     body = HEADER + f"{rid(0)},good,,,ann\n{rid(1)},bad,tone,,ann\n"
     (inbox / "ann.csv").write_text(body)
@@ -86,6 +87,7 @@ def test_review_verdicts_redropping_a_file_changes_nothing(inbox, load, query):
     assert (meta["new"], meta["changed"], meta["unchanged"]) == (0, 0, 4)
 
 
+@pytest.mark.slow
 def test_review_verdicts_changed_file_updates_the_verdict(inbox, load, query):
     path = inbox / "ann.csv"
     path.write_text(HEADER + f"{rid(0)},good,,,ann\n{rid(1)},bad,tone,,ann\n")
@@ -97,6 +99,7 @@ def test_review_verdicts_changed_file_updates_the_verdict(inbox, load, query):
     assert (meta["new"], meta["changed"], meta["unchanged"]) == (0, 1, 1)
 
 
+@pytest.mark.slow
 def test_review_verdicts_later_file_wins(inbox, load, query):
     first, second = inbox / "a.csv", inbox / "b.jsonl"
     first.write_text(HEADER + f"{rid(3)},good,,,ann\n")
@@ -107,6 +110,7 @@ def test_review_verdicts_later_file_wins(inbox, load, query):
     assert verdicts(query) == [(rid(3), "bad", None, None, "bob", "chat-large")]
 
 
+@pytest.mark.slow
 def test_review_verdicts_malformed_rows_are_rejected_and_good_rows_kept(inbox, load, query):
     (inbox / "mixed.csv").write_text(
         HEADER
