@@ -315,10 +315,10 @@ def agreement(resources, instance, query):
     "cells, expected_agreement, expected_kappa",
     [
         ((20, 15, 5, 10), 0.7, 0.4),  # p_o .7, p_e .5*.6 + .5*.4 = .5
-        ((5, 5, 0, 0), 1.0, 1.0),  # all agree
-        ((0, 0, 5, 5), 0.0, -1.0),  # all disagree
+        pytest.param((5, 5, 0, 0), 1.0, 1.0, marks=pytest.mark.slow),  # all agree
+        pytest.param((0, 0, 5, 5), 0.0, -1.0, marks=pytest.mark.slow),  # all disagree
         ((0, 8, 0, 0), 1.0, None),  # one class only, both: kappa undefined, not a crash
-        ((0, 6, 0, 4), 0.6, 0.0),  # the judge says good to everything: no better than chance
+        pytest.param((0, 6, 0, 4), 0.6, 0.0, marks=pytest.mark.slow),  # judge good to everything: no better than chance
     ],
 )
 def test_judge_agreement_kappa_and_confusion_matrix(

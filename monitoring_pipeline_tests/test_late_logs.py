@@ -28,6 +28,7 @@ def _tick(instance, resources, cursor):
     return late_logs_sensor.evaluate_tick(context)
 
 
+@pytest.mark.slow
 def test_late_logs_file_added_to_materialized_hour_requests_one_run(logs, resources, instance, run_hour):
     logs.records([record(i) for i in range(10)])
     run_hour()
