@@ -1,7 +1,9 @@
 """Shared fixtures: temp DuckDB files and log folders, a real Dagster instance, a local Slack server."""
 
+import fcntl
 import gzip
 import json
+import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -145,35 +147,40 @@ def resources(tmp_path, logs, config_file) -> dict:
     return folder_resources(tmp_path)
 
 
-@pytest.fixture(scope="session")
-def _built(tmp_path_factory) -> dict[str, Path]:
-    return {}
-
-
 @pytest.fixture
-def start_from(_built, tmp_path_factory, tmp_path):
-    """Start the test from a state built once per session (per xdist worker) and copied in, for
-    tests that would each materialize the same hours before doing their own part.
+def start_from(tmp_path_factory, tmp_path):
+    """Start the test from a state built once per session and copied in, for tests that would each
+    materialize the same hours before doing their own part.
 
     `start_from(name, build)`: the first call runs `build(root)` in a folder of its own (the same
     layout as a test's tmp_path: logs/, config.yaml, monitoring.duckdb, review/, ...), with the
     environment as isolated as a test's; every call copies that folder's files, except
-    config.yaml, into tmp_path. The copied tables are what the test would have built itself,
-    except that paths in them (llm_requests.source_file) name the build folder's log files: a test
-    that ingests those hours again must build its own. The test's Dagster instance does not have
-    the build's runs."""
+    config.yaml, into tmp_path. xdist's workers share the folder (the first builds it, under a
+    lock). The copied tables are what the test would have built itself, except that paths in them
+    (llm_requests.source_file) name the build folder's log files: a test that ingests those hours
+    again must build its own. The test's Dagster instance does not have the build's runs."""
 
     def start(name: str, build) -> None:
-        if name not in _built:
-            root = tmp_path_factory.mktemp(f"built-{name.replace(' ', '-')}")
-            with pytest.MonkeyPatch.context() as env:
-                for var in ISOLATED_VARS:
-                    env.delenv(var, raising=False)
-                build(root)
-            _built[name] = root
-        shutil.copytree(_built[name], tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml"))
+        shared = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            shared = shared.parent  # the session's folder, above each worker's own
+        root = shared / f"built-{name.replace(' ', '-')}"
+        with open(shared / f"built-{name.replace(' ', '-')}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (root / BUILT).exists():
+                shutil.rmtree(root, ignore_errors=True)  # a build that failed half way
+                root.mkdir()
+                with pytest.MonkeyPatch.context() as env:
+                    for var in ISOLATED_VARS:
+                        env.delenv(var, raising=False)
+                    build(root)
+                (root / BUILT).touch()
+        shutil.copytree(root, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml", BUILT))
 
     return start
+
+
+BUILT = ".built"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -81,6 +81,7 @@ def bad_rate_check(result) -> dg.AssetCheckEvaluation:
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == "judge_bad_rate")
 
 
+@pytest.mark.slow
 def test_judge_verdicts_stored_per_request_and_rubric(judge_server, hour, query, tmp_path):
     result = hour(n=6)()
     rows = verdicts(query)
