@@ -97,7 +97,7 @@ def config_writer(root: Path):
         path.write_text(yaml.safe_dump(merged))
         return path
 
-    write.path = path  # type: ignore[attr-defined]
+    write.path = path
     write()
     return write
 
@@ -191,7 +191,7 @@ def _dagster_migration_scripts_read_once():
     read once. Nothing else about the storages changes (the same tables, the same stamp)."""
     from alembic.script import ScriptDirectory
 
-    read = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    read = ScriptDirectory.from_config.__func__
     folders: dict[tuple, ScriptDirectory] = {}
 
     def from_config(cls, config):
