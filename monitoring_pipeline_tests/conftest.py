@@ -1,6 +1,7 @@
 """Shared fixtures: temp DuckDB files and log folders, a real Dagster instance, a local Slack server."""
 
 import fcntl
+import functools
 import gzip
 import json
 import os
@@ -8,20 +9,13 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import dagster as dg
-import duckdb
 import pytest
 import yaml
 
-from monitoring_pipeline.config import load_config
-from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
-from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
-from monitoring_pipeline.defs.ingest.assets import llm_requests
-from monitoring_pipeline.defs.metrics.assets import hourly_metrics
-from monitoring_pipeline.defs.review.judge_client import JudgeClient
-from monitoring_pipeline.defs.review.sample import review_sample
-from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 from monitoring_pipeline_tests.slack_server import SlackServer
+
+# Dagster and the pipeline are imported where they are used, not here: xdist's controller loads
+# this file too, before it starts the workers, and needs neither (3 s of every parallel run).
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
 PARTITION = "2026-03-01-10:00"
@@ -131,6 +125,10 @@ def _isolated_env(monkeypatch):
 
 def folder_resources(root: Path) -> dict:
     """The pipeline's resources on the test layout under `root`: its DuckDB files, logs/ and config.yaml."""
+    from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+    from monitoring_pipeline.defs.review.judge_client import JudgeClient
+    from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
+
     return {
         "warehouse": DuckDBWarehouse(database=str(root / "monitoring.duckdb")),
         "alert_state": DuckDBWarehouse(database=str(root / "alerts.duckdb")),
@@ -209,21 +207,43 @@ def _dagster_migration_scripts_read_once():
 def instance():
     """A real Dagster instance with in-memory storage: the same run, event and check records as
     SQLite, without creating a database per test (a second per test)."""
+    import dagster as dg
+
     with dg.DagsterInstance.ephemeral() as inst:
         yield inst
 
 
-evaluations = evaluation_assets(load_config())  # the built-in evaluators' checks
-ALL_ASSETS = [llm_requests, hourly_metrics, evaluations, review_sample]
+@functools.cache
+def all_assets() -> list:
+    """Every hourly asset (with the built-in evaluators' checks), as materialize() takes them."""
+    from monitoring_pipeline.config import load_config
+    from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
+    from monitoring_pipeline.defs.ingest.assets import llm_requests
+    from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+    from monitoring_pipeline.defs.review.sample import review_sample
+
+    return [llm_requests, hourly_metrics, evaluation_assets(load_config()), review_sample]
+
+
+def __getattr__(name: str):
+    """`from monitoring_pipeline_tests.conftest import ALL_ASSETS`: all_assets(), built on first use."""
+    if name == "ALL_ASSETS":
+        return all_assets()
+    raise AttributeError(name)
 
 
 @pytest.fixture
 def run_hour(resources, instance):
     """Materialize every asset for one partition on the test instance; returns the result."""
+    import dagster as dg
 
-    def run(partition: str = PARTITION, assets=ALL_ASSETS, raise_on_error: bool = True):
+    def run(partition: str = PARTITION, assets=None, raise_on_error: bool = True):
         return dg.materialize(
-            assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=raise_on_error
+            all_assets() if assets is None else assets,
+            partition_key=partition,
+            resources=resources,
+            instance=instance,
+            raise_on_error=raise_on_error,
         )
 
     return run
@@ -232,6 +252,7 @@ def run_hour(resources, instance):
 @pytest.fixture
 def query(tmp_path):
     """Run SQL against the test warehouse (read-only) and return all rows."""
+    import duckdb
 
     def run(sql: str, params=None) -> list[tuple]:
         with duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as conn:
