@@ -26,7 +26,9 @@ demo: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest -q -n 2
 
-# Under a minute: no daemon, no webserver, no benchmark, no parallel processes.
+# Under a minute: the unit tests and a few real materializations per domain (ingest, metrics,
+# evaluation, baselines, review, alerts). No daemon, webserver, benchmark or parallel processes,
+# and not every edge case of every domain: those are marked slow, and `make test` runs them.
 test-fast: $(BIN)/.installed
 	$(BIN)/pytest -q -n 2 -m "not slow"
 

@@ -1,24 +1,21 @@
 """Shared fixtures: temp DuckDB files and log folders, a real Dagster instance, a local Slack server."""
 
+import fcntl
+import functools
 import gzip
 import json
+import os
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import dagster as dg
-import duckdb
 import pytest
 import yaml
 
-from monitoring_pipeline.config import load_config
-from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
-from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
-from monitoring_pipeline.defs.ingest.assets import llm_requests
-from monitoring_pipeline.defs.metrics.assets import hourly_metrics
-from monitoring_pipeline.defs.review.judge_client import JudgeClient
-from monitoring_pipeline.defs.review.sample import review_sample
-from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
 from monitoring_pipeline_tests.slack_server import SlackServer
+
+# Dagster and the pipeline are imported where they are used, not here: xdist's controller loads
+# this file too, before it starts the workers, and needs neither (3 s of every parallel run).
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
 PARTITION = "2026-03-01-10:00"
@@ -78,15 +75,14 @@ def logs(tmp_path) -> LogWriter:
     return LogWriter(tmp_path / "logs")
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    """Path of a config file; call it with overrides to write them (merged over the defaults)."""
-    path = tmp_path / "config.yaml"
+def config_writer(root: Path):
+    """Writes `root`/config.yaml: the test layout's defaults (review files and dry-run alerts under
+    `root`), with any overrides merged over them; `.path` is the file."""
+    path = root / "config.yaml"
     base = {
-        "review": {"output_dir": str(tmp_path / "review")},
-        "alerts": {"dry_run_file": str(tmp_path / "alerts" / "dry_run.jsonl")},
+        "review": {"output_dir": str(root / "review")},
+        "alerts": {"dry_run_file": str(root / "alerts" / "dry_run.jsonl")},
     }
-    path.write_text(yaml.safe_dump(base))
 
     def write(overrides: dict | None = None) -> Path:
         merged = dict(base)
@@ -96,34 +92,48 @@ def config_file(tmp_path):
         return path
 
     write.path = path
+    write()
     return write
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """Path of a config file; call it with overrides to write them (merged over the defaults)."""
+    return config_writer(tmp_path)
+
+
+ISOLATED_VARS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_API_URL",
+    "MONITORING_CONFIG",
+    "MONITORING_DUCKDB_PATH",
+    "MONITORING_LOG_DIR",
+    "MONITORING_ALERTS_DB",
+    "MONITORING_REVIEW_SALT",
+    "MONITORING_JUDGE_URL",
+    "MONITORING_JUDGE_MODEL",
+    "MONITORING_JUDGE_API_KEY",
+)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """No test sees the developer's Slack token or pipeline paths."""
-    for var in (
-        "SLACK_BOT_TOKEN",
-        "SLACK_API_URL",
-        "MONITORING_CONFIG",
-        "MONITORING_DUCKDB_PATH",
-        "MONITORING_LOG_DIR",
-        "MONITORING_ALERTS_DB",
-        "MONITORING_REVIEW_SALT",
-        "MONITORING_JUDGE_URL",
-        "MONITORING_JUDGE_MODEL",
-        "MONITORING_JUDGE_API_KEY",
-    ):
+    for var in ISOLATED_VARS:
         monkeypatch.delenv(var, raising=False)
 
 
-@pytest.fixture
-def resources(tmp_path, logs, config_file) -> dict:
+def folder_resources(root: Path) -> dict:
+    """The pipeline's resources on the test layout under `root`: its DuckDB files, logs/ and config.yaml."""
+    from monitoring_pipeline.defs.alerts.delivery import AlertDelivery
+    from monitoring_pipeline.defs.review.judge_client import JudgeClient
+    from monitoring_pipeline.resources import Clock, DuckDBWarehouse, LogSource, MonitoringSettings
+
     return {
-        "warehouse": DuckDBWarehouse(database=str(tmp_path / "monitoring.duckdb")),
-        "alert_state": DuckDBWarehouse(database=str(tmp_path / "alerts.duckdb")),
-        "logs": LogSource(log_dir=str(logs.root)),
-        "settings": MonitoringSettings(config_path=str(config_file.path)),
+        "warehouse": DuckDBWarehouse(database=str(root / "monitoring.duckdb")),
+        "alert_state": DuckDBWarehouse(database=str(root / "alerts.duckdb")),
+        "logs": LogSource(log_dir=str(root / "logs")),
+        "settings": MonitoringSettings(config_path=str(root / "config.yaml")),
         "alert_delivery": AlertDelivery(timeout_s=2),
         "clock": Clock(fixed="2026-03-01T11:10:00+00:00"),
         "judge": JudgeClient(),  # off unless a test sets MONITORING_JUDGE_URL and MONITORING_JUDGE_MODEL
@@ -131,24 +141,109 @@ def resources(tmp_path, logs, config_file) -> dict:
 
 
 @pytest.fixture
+def resources(tmp_path, logs, config_file) -> dict:
+    return folder_resources(tmp_path)
+
+
+@pytest.fixture
+def start_from(tmp_path_factory, tmp_path):
+    """Start the test from a state built once per session and copied in, for tests that would each
+    materialize the same hours before doing their own part.
+
+    `start_from(name, build)`: the first call runs `build(root)` in a folder of its own (the same
+    layout as a test's tmp_path: logs/, config.yaml, monitoring.duckdb, review/, ...), with the
+    environment as isolated as a test's; every call copies that folder's files, except
+    config.yaml, into tmp_path. xdist's workers share the folder (the first builds it, under a
+    lock). The copied tables are what the test would have built itself, except that paths in them
+    (llm_requests.source_file) name the build folder's log files: a test that ingests those hours
+    again must build its own. The test's Dagster instance does not have the build's runs."""
+
+    def start(name: str, build) -> None:
+        shared = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            shared = shared.parent  # the session's folder, above each worker's own
+        root = shared / f"built-{name.replace(' ', '-')}"
+        with open(shared / f"built-{name.replace(' ', '-')}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (root / BUILT).exists():
+                shutil.rmtree(root, ignore_errors=True)  # a build that failed half way
+                root.mkdir()
+                with pytest.MonkeyPatch.context() as env:
+                    for var in ISOLATED_VARS:
+                        env.delenv(var, raising=False)
+                    build(root)
+                (root / BUILT).touch()
+        shutil.copytree(root, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml", BUILT))
+
+    return start
+
+
+BUILT = ".built"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dagster_migration_scripts_read_once():
+    """Every Dagster instance stamps its new SQLite storages with alembic, and alembic reads and
+    executes all of Dagster's ~180 migration scripts to find "head" each time: 0.25 s of every test
+    that makes an instance. The scripts do not change during a session, so each folder of them is
+    read once. Nothing else about the storages changes (the same tables, the same stamp)."""
+    from alembic.script import ScriptDirectory
+
+    read = ScriptDirectory.from_config.__func__
+    folders: dict[tuple, ScriptDirectory] = {}
+
+    def from_config(cls, config):
+        key = (config.get_alembic_option("script_location"), tuple(config.get_version_locations_list() or ()))
+        if key not in folders:
+            folders[key] = read(cls, config)
+        return folders[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScriptDirectory, "from_config", classmethod(from_config))
+        yield
+
+
+@pytest.fixture
 def instance():
     """A real Dagster instance with in-memory storage: the same run, event and check records as
     SQLite, without creating a database per test (a second per test)."""
+    import dagster as dg
+
     with dg.DagsterInstance.ephemeral() as inst:
         yield inst
 
 
-evaluations = evaluation_assets(load_config())  # the built-in evaluators' checks
-ALL_ASSETS = [llm_requests, hourly_metrics, evaluations, review_sample]
+@functools.cache
+def all_assets() -> list:
+    """Every hourly asset (with the built-in evaluators' checks), as materialize() takes them."""
+    from monitoring_pipeline.config import load_config
+    from monitoring_pipeline.defs.evaluation.assets import evaluation_assets
+    from monitoring_pipeline.defs.ingest.assets import llm_requests
+    from monitoring_pipeline.defs.metrics.assets import hourly_metrics
+    from monitoring_pipeline.defs.review.sample import review_sample
+
+    return [llm_requests, hourly_metrics, evaluation_assets(load_config()), review_sample]
+
+
+def __getattr__(name: str):
+    """`from monitoring_pipeline_tests.conftest import ALL_ASSETS`: all_assets(), built on first use."""
+    if name == "ALL_ASSETS":
+        return all_assets()
+    raise AttributeError(name)
 
 
 @pytest.fixture
 def run_hour(resources, instance):
     """Materialize every asset for one partition on the test instance; returns the result."""
+    import dagster as dg
 
-    def run(partition: str = PARTITION, assets=ALL_ASSETS, raise_on_error: bool = True):
+    def run(partition: str = PARTITION, assets=None, raise_on_error: bool = True):
         return dg.materialize(
-            assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=raise_on_error
+            all_assets() if assets is None else assets,
+            partition_key=partition,
+            resources=resources,
+            instance=instance,
+            raise_on_error=raise_on_error,
         )
 
     return run
@@ -157,6 +252,7 @@ def run_hour(resources, instance):
 @pytest.fixture
 def query(tmp_path):
     """Run SQL against the test warehouse (read-only) and return all rows."""
+    import duckdb
 
     def run(sql: str, params=None) -> list[tuple]:
         with duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as conn:
@@ -173,3 +269,35 @@ def slack(monkeypatch):
     monkeypatch.setenv("SLACK_API_URL", server.url)
     yield server
     server.stop()
+
+
+# The slowest tests, slowest first (wall seconds on the 2-core box): started first, each runs beside
+# the others and the quick tests instead of after them. Other slow tests follow, then the rest.
+SLOWEST_FIRST = (
+    "test_backfill.py::",  # ~200: thirty hours backfilled through the daemon
+    "test_demo.py::",  # ~110: the demo, twice
+    "test_alerts_oncall.py::test_backfill_through_the_daemon",  # ~80, mostly waiting on the daemon
+    "test_bench.py::",  # ~50
+    "test_ui_browser.py::",  # ~50
+    "test_webserver.py::",  # ~20
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slowest first (see SLOWEST_FIRST). xdist, with --maxschedchunk=1 (pyproject), starts each
+    worker with two tests, the second queued behind the first, then hands out one at a time: a
+    quick test goes second on each worker, so no slow test waits behind another."""
+
+    def rank(item) -> int:
+        found = [i for i, part in enumerate(SLOWEST_FIRST) if part in item.nodeid]
+        if found:
+            return found[0]
+        return len(SLOWEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
+
+    items.sort(key=rank)  # stable: file order within a rank
+    quick = [item for item in items if rank(item) > len(SLOWEST_FIRST)]
+    if len(items) > 4 and rank(items[0]) < len(SLOWEST_FIRST) and len(quick) >= 2:
+        for item in quick[:2]:
+            items.remove(item)
+        items.insert(1, quick[0])
+        items.insert(3, quick[1])

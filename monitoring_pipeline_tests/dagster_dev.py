@@ -58,7 +58,7 @@ def dagster_dev(args: list[str], cwd: Path, env: dict, log: Path) -> Iterator[tu
                 pass
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "dagster dev did not serve the code location in time"
-            time.sleep(1)
+            time.sleep(0.25)
         yield port, proc
     finally:
         if proc.poll() is None:

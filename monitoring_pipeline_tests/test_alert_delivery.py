@@ -113,6 +113,7 @@ def test_nothing_lost_when_slack_recovers_and_loud_after_k_failed_ticks(resource
     assert len(slack.posted()) == 3
 
 
+@pytest.mark.slow
 def test_a_tick_that_crashes_after_posting_does_not_post_again(resources, slack, config_file, tmp_path, instance):
     """`monitoring-pipeline test-alert` is killed while Slack holds its request (the message is
     already in the channel); the sensor's next tick finds it and posts nothing."""

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
+import pytest
 
 from monitoring_pipeline.defs.alerts.messages import simple_message
 from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
@@ -50,6 +51,7 @@ def notifications(tmp_path):
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_incident_opens_repeats_after_the_interval_and_resolves(logs, run_hour, resources, instance, slack):
     hours = [HOUR + timedelta(hours=i) for i in range(4)]
     # 10:00 error burst (opens), 11:00 still failing (quiet), 12:00 still failing 4 h after the
@@ -97,6 +99,7 @@ def test_critical_goes_to_its_own_channel_with_here_and_warnings_to_the_default(
     assert "safety_violations" not in by_channel[WARN]
 
 
+@pytest.mark.slow
 def test_the_model_that_drove_the_breach_is_named(logs, run_hour, resources, instance, slack):
     recs = [
         record(i, model="chat-large" if i % 2 else "code-small", latency_ms=9000.0 if i % 2 and i < 20 else 300.0)
@@ -110,6 +113,7 @@ def test_the_model_that_drove_the_breach_is_named(logs, run_hour, resources, ins
     assert "model `chat-large`" in section and "model `code-small`" not in section
 
 
+@pytest.mark.slow
 def test_min_sample_keeps_a_dozen_requests_quiet(logs, run_hour, resources, instance, slack):
     logs.records([record(i, latency_ms=20000.0 if i == 0 else 500.0) for i in range(12)])  # p99 ~ 18 s, avg ~ 2.1 s
     run_hour()
@@ -117,6 +121,7 @@ def test_min_sample_keeps_a_dozen_requests_quiet(logs, run_hour, resources, inst
     assert slack.posted() == []
 
 
+@pytest.mark.slow
 def test_500_failing_checks_are_summarised_inside_slack_limits(logs, run_hour, resources, instance, slack):
     models = tuple(f"model-{m:03d}" for m in range(500))
     # every model gets one error out of its two requests
@@ -142,6 +147,7 @@ def test_500_failing_checks_are_summarised_inside_slack_limits(logs, run_hour, r
         assert conn.execute("SELECT count(*) FROM incidents WHERE state = 'firing'").fetchone()[0] == 501
 
 
+@pytest.mark.slow
 def test_silence_mutes_and_logs_then_expires(logs, run_hour, resources, instance, slack, config_file, tmp_path):
     config_file(
         {
@@ -167,6 +173,7 @@ def test_silence_mutes_and_logs_then_expires(logs, run_hour, resources, instance
     assert message["text"].startswith("Monitoring: 1 firing") and "error_rate" in message["text"]
 
 
+@pytest.mark.slow
 def test_silence_of_one_model_leaves_the_others_loud(logs, run_hour, resources, instance, slack, config_file):
     config_file(
         {"alerts": {"silences": [{"check": "error_rate", "model": "chat-large", "until": "2027-01-01T00:00:00Z"}]}}
@@ -209,6 +216,7 @@ def test_missing_logs_alert_once_per_hour_after_the_deadline(logs, resources, in
     assert "2026-03-01 11:00 UTC" in texts[1]
 
 
+@pytest.mark.slow
 def test_backfilled_old_hour_does_not_resolve_a_current_incident(logs, run_hour, resources, instance, slack):
     now_hour = HOUR + timedelta(hours=5)
     hour_with(logs, now_hour, errors=5)
@@ -220,6 +228,7 @@ def test_backfilled_old_hour_does_not_resolve_a_current_incident(logs, run_hour,
     assert [t.split(" — ")[0] for t in slack.texts()] == ["Monitoring: 1 firing"]
 
 
+@pytest.mark.slow
 def test_token_stays_out_of_messages_and_the_log(logs, run_hour, resources, instance, slack, tmp_path):
     hour_with(logs, HOUR, errors=5)
     run_hour()
@@ -236,6 +245,7 @@ def test_token_stays_out_of_messages_and_the_log(logs, run_hour, resources, inst
 HOSTILE_MODELS = ("a`<!channel>`b", "<https://evil.example|Open in Dagster>", "x\n<!everyone>")
 
 
+@pytest.mark.slow
 def test_messages_hostile_model_names_cannot_ping_or_disguise_links(logs, run_hour, resources, instance, slack):
     """Model names come from the apps' logs: one that breaks out of its code span, one that is a
     disguised link and one that puts <!everyone> on its own line reach Slack inert."""

@@ -26,6 +26,7 @@ def test_asset_link_selects_the_hour_in_the_partitions_view():
     assert run_link(URL, "abc-123") == "http://dagster.example:3000/runs/abc-123"
 
 
+@pytest.mark.slow
 def test_check_alert_links_its_hour_and_its_run(logs, run_hour, resources, instance, slack):
     hour_with(logs, HOUR, errors=5)
     result = run_hour()
@@ -51,6 +52,7 @@ def test_missing_logs_alert_links_each_missing_hour(logs, resources, instance, s
     assert "10%3A00" not in links
 
 
+@pytest.mark.slow
 def test_run_cursor_from_another_instance_is_dropped_not_obeyed(logs, resources, instance, slack, tmp_path):
     """DAGSTER_HOME reset (or moved to Postgres) while MONITORING_ALERTS_DB stays: the new instance's
     runs alert; before, the old instance's cursor (further along) skipped them all."""
@@ -88,6 +90,7 @@ def statuses(resources):
         return conn.execute("SELECT kind, status, payload->>'text' FROM notifications ORDER BY seq").fetchall()
 
 
+@pytest.mark.slow
 def test_resolved_incident_does_not_reopen_from_a_rerun_of_an_older_or_the_same_hour(
     logs, run_hour, resources, instance, slack
 ):
@@ -105,6 +108,7 @@ def test_resolved_incident_does_not_reopen_from_a_rerun_of_an_older_or_the_same_
     assert {state for _, _, state, *_ in incidents(resources)} == {"resolved"}
 
 
+@pytest.mark.slow
 def test_hour_older_than_page_max_age_is_recorded_not_posted(logs, run_hour, resources, instance, slack):
     hour_with(logs, HOUR, errors=5, unsafe=1)
     run_hour(key(HOUR))
@@ -123,6 +127,7 @@ def test_hour_older_than_page_max_age_is_recorded_not_posted(logs, run_hour, res
     assert message["text"].startswith("Monitoring: 1 firing") and "17:00 UTC" in message["text"]
 
 
+@pytest.mark.slow
 def test_backfill_posts_one_summary_and_never_pages(logs, resources, instance, slack):
     hours = [HOUR + timedelta(hours=i) for i in range(3)]
     for i, hour in enumerate(hours):
@@ -148,6 +153,7 @@ def test_backfill_posts_one_summary_and_never_pages(logs, resources, instance, s
     assert len(statuses(resources)) == 6
 
 
+@pytest.mark.slow
 def test_run_is_tagged_with_its_failed_checks(logs, run_hour, resources, instance, slack):
     hour_with(logs, HOUR, errors=5, unsafe=1)
     failing = run_hour(key(HOUR))
@@ -160,6 +166,7 @@ def test_run_is_tagged_with_its_failed_checks(logs, run_hour, resources, instanc
     assert tags[healthy.run_id]["monitoring/failed_checks"] == ""
 
 
+@pytest.mark.slow
 def test_alert_incidents_is_reported_when_open_incidents_change(logs, run_hour, resources, instance, slack):
     from monitoring_pipeline.definitions import defs
     from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor

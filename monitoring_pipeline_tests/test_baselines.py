@@ -87,6 +87,7 @@ def failed(evaluations: dict) -> list[str]:
     return sorted(name for name, e in evaluations.items() if not e.passed)
 
 
+@pytest.mark.slow
 def test_metric_anomalies_healthy_peak_hour_raises_nothing(tmp_path, logs, judge_hour, query):
     seed(tmp_path)
     write_hour(logs)
@@ -111,6 +112,7 @@ def test_metric_anomalies_healthy_peak_hour_raises_nothing(tmp_path, logs, judge
         (datetime(2026, 3, 7, 14, tzinfo=timezone.utc), 280, 120),  # Saturday afternoon: 40 %
     ],
 )
+@pytest.mark.slow
 def test_metric_anomalies_quiet_hours_are_normal_for_their_time(tmp_path, logs, judge_hour, hour, chat, code):
     seed(tmp_path, hour=hour)
     write_hour(logs, hour=hour, chat=chat, code=code, errors={"chat-large": 1})
@@ -136,6 +138,7 @@ def test_error_rate_anomaly_raises_only_its_check_with_the_expected_wording(tmp_
     assert "code-small" in e.metadata["scopes"].value  # the per-model breakdown
 
 
+@pytest.mark.slow
 def test_error_rate_anomaly_names_the_one_model_that_failed(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, errors={"code-small": 6})  # 2 % of code-small; 0.6 % overall is within noise
@@ -150,6 +153,7 @@ def test_error_rate_anomaly_few_errors_at_night_is_not_an_incident():
     assert binomial_sf(2, 40, 0.002) > load_config().anomaly.alpha
 
 
+@pytest.mark.slow
 def test_latency_p99_anomaly_raises_only_its_check(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, latency_scale=1.6)  # p99 ~4.7 s vs ~2.9 s, still under the 5 s SLO threshold
@@ -157,6 +161,7 @@ def test_latency_p99_anomaly_raises_only_its_check(tmp_path, logs, judge_hour):
     assert failed(evaluations) == ["latency_p99_anomaly"]
 
 
+@pytest.mark.slow
 def test_cost_anomaly_raises_only_its_check(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, output_tokens=150)  # same traffic, answers three times as long
@@ -165,6 +170,7 @@ def test_cost_anomaly_raises_only_its_check(tmp_path, logs, judge_hour):
     assert "USD vs" in evaluations["cost_anomaly"].description
 
 
+@pytest.mark.slow
 def test_traffic_anomaly_a_drop_fails_as_a_flood_does(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, chat=210, code=90, errors={})  # 30 % of the usual peak
@@ -173,6 +179,7 @@ def test_traffic_anomaly_a_drop_fails_as_a_flood_does(tmp_path, logs, judge_hour
     assert ", below " in evaluations["traffic_anomaly"].description
 
 
+@pytest.mark.slow
 def test_traffic_anomaly_flood(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, chat=2100, code=900, errors={"chat-large": 3, "code-small": 3})
@@ -181,6 +188,7 @@ def test_traffic_anomaly_flood(tmp_path, logs, judge_hour):
     assert ", above " in evaluations["traffic_anomaly"].description
 
 
+@pytest.mark.slow
 def test_metric_anomalies_too_little_history_passes(tmp_path, logs, judge_hour, query):
     seed(tmp_path, weeks=1)
     write_hour(logs, errors={"chat-large": 14, "code-small": 6}, output_tokens=150)
@@ -190,6 +198,7 @@ def test_metric_anomalies_too_little_history_passes(tmp_path, logs, judge_hour, 
     assert query("SELECT DISTINCT history, anomalous FROM metric_anomalies") == [(1, False)]
 
 
+@pytest.mark.slow
 def test_metric_anomalies_last_weeks_incident_does_not_widen_the_band(tmp_path, logs, judge_hour):
     last_week = WED_15.replace(tzinfo=None) - timedelta(weeks=1)
     seed(tmp_path, incidents=(Incident(last_week, 1, error_rate=50, p99=3, cost_per_request=5),))
@@ -209,6 +218,7 @@ def test_slo_availability_burn_fast_burn_pages(tmp_path, logs, judge_hour):
     assert "of the 30-day error budget left" in e.description
 
 
+@pytest.mark.slow
 def test_slo_availability_burn_spike_over_before_the_hour_ended_does_not_page(tmp_path, logs, judge_hour):
     seed(tmp_path)
     write_hour(logs, errors={"chat-large": 140, "code-small": 60}, errors_before_minute=50)
@@ -218,6 +228,7 @@ def test_slo_availability_burn_spike_over_before_the_hour_ended_does_not_page(tm
     assert e.passed
 
 
+@pytest.mark.slow
 def test_slo_availability_burn_slow_burn_warns(tmp_path, logs, judge_hour):
     hour = WED_15.replace(tzinfo=None)
     seed(tmp_path, incidents=(Incident(hour - timedelta(hours=72), 72, error_rate=7.5),))  # 1.5 % for 3 days
@@ -229,6 +240,7 @@ def test_slo_availability_burn_slow_burn_warns(tmp_path, logs, judge_hour):
     assert e.metadata["burn_rate_1h"].value < 14.4
 
 
+@pytest.mark.slow
 def test_slo_latency_burn_pages_on_slow_calls(tmp_path, logs, judge_hour, query):
     seed(tmp_path)
     write_hour(logs, slow_chat=True)  # 70 % of calls over 5 s
@@ -240,6 +252,7 @@ def test_slo_latency_burn_pages_on_slow_calls(tmp_path, logs, judge_hour, query)
     assert query("SELECT slow_requests FROM hourly_metrics WHERE hour = ?", [WED_15.replace(tzinfo=None)]) == [(700,)]
 
 
+@pytest.mark.slow
 def test_hourly_metrics_slow_requests_added_to_a_warehouse_from_before(tmp_path, logs, run_hour, query):
     old_hour = datetime(2026, 3, 4, 14)
     with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:
@@ -261,6 +274,7 @@ def test_hourly_metrics_slow_requests_added_to_a_warehouse_from_before(tmp_path,
     assert query("SELECT model, slow_requests FROM hourly_model_metrics") == [("chat-large", 10)]
 
 
+@pytest.mark.slow
 def test_metric_anomalies_evaluator_fail_rates_get_baselines(tmp_path, logs, judge_hour, query):
     seed(tmp_path)
     hour = WED_15.replace(tzinfo=None)
@@ -290,6 +304,7 @@ def test_hourly_monitoring_job_runs_metric_anomalies():
     assert dg.AssetKey("metric_anomalies") in job.asset_layer.executable_asset_keys
 
 
+@pytest.mark.slow
 def test_metric_anomalies_alerts_page_the_fast_burn_and_say_what_was_expected(
     tmp_path, logs, judge_hour, resources, instance, slack
 ):
@@ -312,6 +327,7 @@ def test_metric_anomalies_alerts_page_the_fast_burn_and_say_what_was_expected(
     assert "expected for Wednesday 15:00 (4 weeks)" in by_channel["#llm-alerts"]
 
 
+@pytest.mark.slow
 def test_slo_availability_burn_ticket_waits_for_history_to_cover_its_3_days(tmp_path, logs, judge_hour):
     hour = WED_15.replace(tzinfo=None)
     with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:  # a deployment 2 days old

@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 # One hour's materialization in its own OS process, on its own Dagster instance: nothing but
-# DuckDB's file lock (and the warehouse's connect retry) stands between the processes.
+# DuckDB's file lock (and the warehouse's connect retry) stands between the processes. The instance
+# is in memory: which storage records the run does not matter here, and a temporary SQLite one
+# costs each process a second or two to create.
 RUN_HOUR = """
 import sys, dagster as dg
 from monitoring_pipeline.defs.ingest.assets import llm_requests
@@ -28,7 +30,7 @@ from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, Monitoring
 db, logs, config, partition, timeout = sys.argv[1:6]
 resources = {"warehouse": DuckDBWarehouse(database=db, connect_timeout_s=float(timeout)),
              "logs": LogSource(log_dir=logs), "settings": MonitoringSettings(config_path=config)}
-with dg.instance_for_test() as instance:
+with dg.DagsterInstance.ephemeral() as instance:
     result = dg.materialize([llm_requests, hourly_metrics, review_sample], partition_key=partition,
                             resources=resources, instance=instance, raise_on_error=False)
 print("ok" if result.success else "failed")

@@ -39,6 +39,7 @@ def test_contract_every_excluded_reason_has_a_case():
     assert {reason for _, reason in BAD_LINES} >= NOT_A_RECORD
 
 
+@pytest.mark.slow
 def test_contract_validator_and_ingest_accept_the_bounds(logs, run_hour, query):
     edge = [
         record(0, input_tokens=MAX_COUNT, output_tokens=0, latency_ms=MAX_LATENCY_MS, feedback=1),
@@ -77,6 +78,7 @@ def test_log_request_refuses_what_ingest_would_quarantine(app_logger, logs):
     assert not list(logs.root.rglob("*.jsonl"))
 
 
+@pytest.mark.slow
 def test_contract_a_nul_character_in_text_is_written_and_ingested(app_logger, logs, run_hour, query):
     """json.dumps writes NUL as the escape \\u0000: valid JSON, six ASCII bytes, so the line reader
     (NUL as its no-delimiter) never sees a NUL byte, and DuckDB stores the decoded NUL in VARCHAR.
@@ -117,6 +119,7 @@ def test_ingest_clean_hour_takes_the_fast_path(logs, run_hour, instance):
     assert not [m for m in _warnings(instance, result) if "fast path" in m]
 
 
+@pytest.mark.slow
 def test_ingest_a_file_needing_exact_numbers_says_so(logs, run_hour, instance):
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.lines([json.dumps(record(2)), b'{"bad": "\xff"}'], name="b.jsonl")  # undecodable: exact numbering
@@ -125,6 +128,7 @@ def test_ingest_a_file_needing_exact_numbers_says_so(logs, run_hour, instance):
     assert (meta["exact_path_files"].value, meta["fast_path_fallback"].value) == (1, 0)
 
 
+@pytest.mark.slow
 def test_ingest_leaving_the_fast_path_is_a_warning_and_in_the_metadata(logs, run_hour, instance):
     logs.records([record(0), record(1)], name="good.jsonl")
     (logs.folder() / "broken.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")  # fails the fast pass
@@ -161,6 +165,7 @@ def test_ingest_rendered_sql_matches_the_snapshot():
     assert "v_latency_ms" in rendered and "v_4" not in rendered
 
 
+@pytest.mark.slow
 def test_ingest_adds_the_column_of_a_field_the_table_predates(logs, run_hour, query, tmp_path):
     """A warehouse created before a field joined the contract gets its column on the next run."""
     with duckdb.connect(str(tmp_path / "monitoring.duckdb")) as conn:

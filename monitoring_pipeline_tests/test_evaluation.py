@@ -46,6 +46,7 @@ def checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow
 def test_evaluators_recall_and_false_positives_on_real_phrasing(logs, run_hour, query):
     logs.records(fixture_records())
     run_hour(assets=ALL_ASSETS[:3])
@@ -101,6 +102,7 @@ def test_evaluators_exact_counts_of_the_deterministic_ones(logs, run_hour, query
     assert rate == [(0.4,)]
 
 
+@pytest.mark.slow
 def test_custom_evaluators_regex_contains_any_and_length(logs, run_hour, query, config_file, resources, instance):
     path = config_file(
         {
@@ -191,6 +193,7 @@ def test_evaluation_checks_fail_and_pass_per_model(logs, run_hour, query):
     assert materialized["hourly_evaluations"]["refusal/fail_rate"].value == pytest.approx(0.075)  # plotted
 
 
+@pytest.mark.slow
 def test_evaluation_min_sample_keeps_a_small_model_quiet(logs, run_hour):
     recs = [record(i) for i in range(100)] + [
         record(100 + i, model="tiny", response="I cannot assist with that.") for i in range(5)
@@ -200,6 +203,7 @@ def test_evaluation_min_sample_keeps_a_small_model_quiet(logs, run_hour):
     assert refusal.passed is True  # all traffic 4.8 %; tiny 100 % but 5 < min_sample 20
 
 
+@pytest.mark.slow
 def test_evaluation_flags_evidence_is_redacted(logs, run_hour, query):
     email, card, key = "jane.doe@example.com", "4111 1111 1111 1111", "sk-proj-AbCdEf1234567890GhIjKlMnOpQr"
     recs = [record(i) for i in range(30)]
@@ -222,6 +226,7 @@ def test_evaluation_flags_evidence_is_redacted(logs, run_hour, query):
     assert "can't help" in rows[3][2]
 
 
+@pytest.mark.slow
 def test_evaluation_rerun_replaces_the_hour(logs, run_hour, query):
     recs = [record(i, response="I must decline." if i < 3 else "hi") for i in range(40)]
     logs.records(recs)
@@ -235,6 +240,7 @@ def test_evaluation_rerun_replaces_the_hour(logs, run_hour, query):
     assert query("SELECT count(*) FROM evaluation_flags") == [(0,)]
 
 
+@pytest.mark.slow
 def test_review_sample_takes_every_pii_leak_then_refusals(logs, run_hour, query, config_file):
     config_file(
         {
@@ -261,6 +267,7 @@ def test_review_sample_takes_every_pii_leak_then_refusals(logs, run_hour, query,
     assert [(r[0], r[1]) for r in rows[4:]] == [("req-10-00040", ["evaluator_flag"])]
 
 
+@pytest.mark.slow
 def test_pii_leak_alert_goes_to_the_critical_channel(logs, run_hour, resources, instance, slack):
     recs = [record(i) for i in range(50)]
     recs[0] = record(0, response="Her card is 4111 1111 1111 1111.")
@@ -275,6 +282,7 @@ def test_pii_leak_alert_goes_to_the_critical_channel(logs, run_hour, resources, 
     assert "4111" not in json.dumps(slack.posted())
 
 
+@pytest.mark.slow
 def test_contract_finish_reason_and_output_type_are_strict_strings(logs, run_hour, query):
     recs = [record(0, finish_reason="length", output_type="json", response="{}"), record(1)]
     recs += [record(2, finish_reason=3), record(3, output_type=["json"])]
@@ -292,6 +300,7 @@ def test_contract_finish_reason_and_output_type_are_strict_strings(logs, run_hou
     assert validate_record(record(0, finish_reason="stop", output_type="text")) == []
 
 
+@pytest.mark.slow
 def test_ingest_adds_the_new_columns_to_an_old_warehouse(logs, run_hour, query, tmp_path):
     old_ddl = LLM_REQUESTS_DDL.replace(",\n    finish_reason VARCHAR,\n    output_type VARCHAR", "")
     assert "finish_reason" not in old_ddl

@@ -13,7 +13,7 @@ from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.review.human_quality import human_quality
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
-from monitoring_pipeline_tests.conftest import HOUR, record
+from monitoring_pipeline_tests.conftest import HOUR, LogWriter, config_writer, folder_resources, record
 
 HEADER = "request_id,verdict,category,notes,reviewer\n"
 LATER = HOUR + timedelta(hours=2)
@@ -25,20 +25,34 @@ def wilson(bad: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (center - half) / (1 + z * z / n), (center + half) / (1 + z * z / n)
 
 
-@pytest.fixture
-def reviewed(tmp_path, config_file, logs, run_hour, resources, instance):
-    """Two sampled hours (10:00 and 12:00, 10 requests each) and a function that writes verdicts
-    and materializes review_verdicts + human_quality, returning the check evaluation."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-
-    def setup(bad_rate_rule: dict, lines: list[str]):
-        config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(inbox), "human_bad_rate": bad_rate_rule}})
+def two_sampled_hours(root) -> None:
+    """10:00 and 12:00, 10 requests each (6 chat-large, 4 code-small), all in review_sample."""
+    config_writer(root)({"review": {"sample_rate": 1.0}})
+    logs = LogWriter(root / "logs")
+    with dg.DagsterInstance.ephemeral() as instance:
         for hour, partition in ((HOUR, "2026-03-01-10:00"), (LATER, "2026-03-01-12:00")):
             logs.records(
                 [record(i, hour=hour, model="chat-large" if i < 6 else "code-small") for i in range(10)], hour=hour
             )
-            run_hour(partition=partition, assets=[llm_requests, review_sample])
+            dg.materialize(
+                [llm_requests, review_sample],
+                partition_key=partition,
+                resources=folder_resources(root),
+                instance=instance,
+            )
+
+
+@pytest.fixture
+def reviewed(tmp_path, config_file, start_from, resources, instance):
+    """Two sampled hours (10:00 and 12:00, 10 requests each; materialized once per session, the
+    same for every test) and a function that writes verdicts and materializes review_verdicts +
+    human_quality, returning the check evaluation."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    start_from("two sampled hours", two_sampled_hours)
+
+    def setup(bad_rate_rule: dict, lines: list[str]):
+        config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(inbox), "human_bad_rate": bad_rate_rule}})
         (inbox / "verdicts.csv").write_text(HEADER + "".join(line + "\n" for line in lines))
         result = dg.materialize([review_verdicts, human_quality], resources=resources, instance=instance)
         (evaluation,) = result.get_asset_check_evaluations()
@@ -90,10 +104,12 @@ def test_human_bad_rate_fails_above_threshold_with_enough_reviews(reviewed):
         ({"threshold": 0.1, "window_hours": 24, "min_reviews": 1}, []),  # no verdicts at all
     ],
 )
+@pytest.mark.slow
 def test_human_bad_rate_passes(reviewed, rule, lines):
     assert reviewed(rule, lines).passed
 
 
+@pytest.mark.slow
 def test_human_bad_rate_window_trails_the_newest_reviewed_hour(reviewed):
     lines = hour10(bad=5, good=0) + [f"req-12-{i:05d},good,,,bob" for i in range(5)]
     recent = reviewed({"threshold": 0.2, "window_hours": 2, "min_reviews": 1}, lines)  # 11:00-12:00 only
@@ -101,12 +117,14 @@ def test_human_bad_rate_window_trails_the_newest_reviewed_hour(reviewed):
     assert recent.metadata["window"].value == "2026-03-01 11:00 .. 2026-03-01 12:00 UTC"
 
 
+@pytest.mark.slow
 def test_human_bad_rate_window_includes_older_hours(reviewed):
     lines = hour10(bad=5, good=0) + [f"req-12-{i:05d},good,,,bob" for i in range(5)]
     wide = reviewed({"threshold": 0.2, "window_hours": 3, "min_reviews": 1}, lines)
     assert not wide.passed and wide.metadata["value"].value == 0.5 and wide.metadata["sample_size"].value == 10
 
 
+@pytest.mark.slow
 def test_human_bad_rate_failure_alerts_through_the_slack_sensor(reviewed, instance, resources, tmp_path):
     reviewed({"threshold": 0.1, "window_hours": 24, "min_reviews": 5}, hour10(bad=4, good=6))
     tick = slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))

@@ -83,7 +83,26 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.parametrize("line, reason", BAD_LINES)
+# `make test-fast` runs the first case of a few kinds of rule (the JSON itself, a missing field, a
+# wrong type, a bound, a duplicate id); `make test` runs every case.
+FAST_REASONS = (
+    "malformed_json",
+    "missing_field:model",
+    "wrong_type:latency_ms",
+    "invalid_value:latency_ms",
+    "duplicate_request_id",
+)
+
+
+def _bad_line_cases():
+    seen = set()
+    for line, reason in BAD_LINES:
+        fast = reason in FAST_REASONS and reason not in seen
+        seen.add(reason)
+        yield pytest.param(line, reason, marks=() if fast else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("line, reason", list(_bad_line_cases()))
 def test_ingest_quarantines_each_bad_input_kind_with_its_reason(logs, run_hour, query, line, reason):
     logs.lines([json.dumps(record(0)), line, json.dumps(record(2))])
     meta = ingest(run_hour)
@@ -98,6 +117,7 @@ def with_duplicate_key(i: int, key: str = "status", value: str = '"error"') -> s
 
 
 @pytest.mark.parametrize("name", ["app.jsonl", "app.jsonl.gz"])
+@pytest.mark.slow
 def test_ingest_duplicate_key_is_quarantined_with_its_line_number(logs, run_hour, query, name):
     logs.lines([json.dumps(record(0)), with_duplicate_key(1), json.dumps(record(2))], name=name)
     logs.records([record(3), record(4)], name="other.jsonl")
@@ -112,6 +132,7 @@ def test_ingest_duplicate_key_is_quarantined_with_its_line_number(logs, run_hour
     assert meta["fast_path_fallback"].value == 0 and meta["exact_path_files"].value == 1
 
 
+@pytest.mark.slow
 def test_ingest_duplicate_key_beside_a_malformed_line_in_another_file_is_found(logs, run_hour, query):
     """The strict read names one refused file; a duplicate key elsewhere is still found."""
     logs.lines([json.dumps(record(0)), "{oops", json.dumps(record(1)), with_duplicate_key(2)], name="a.jsonl")
@@ -130,6 +151,7 @@ def test_ingest_duplicate_key_beside_a_malformed_line_in_another_file_is_found(l
     assert meta["fast_path_fallback"].value == 0
 
 
+@pytest.mark.slow
 def test_ingest_duplicate_key_outside_the_contract_is_ignored(logs, run_hour, query):
     logs.lines([with_duplicate_key(0, "trace_id", '"a"').replace("}", ', "trace_id": "b"}')])
     meta = ingest(run_hour)
@@ -137,6 +159,7 @@ def test_ingest_duplicate_key_outside_the_contract_is_ignored(logs, run_hour, qu
     assert meta["rows_quarantined"].value == 0
 
 
+@pytest.mark.slow
 def test_ingest_clean_hour_takes_the_strict_fast_path(logs, run_hour):
     logs.records([record(i) for i in range(3)], name="a.jsonl")
     logs.records([record(i) for i in range(3, 5)], name="b.jsonl.gz")
@@ -149,6 +172,7 @@ def test_ingest_clean_hour_takes_the_strict_fast_path(logs, run_hour):
     )
 
 
+@pytest.mark.slow
 def test_ingest_truncated_last_line_is_named_and_keeps_its_raw_text(logs, run_hour, query):
     logs.lines([json.dumps(record(0)), '{"request_id": "cut", "timest'], trailing_newline=False)
     ingest(run_hour)
@@ -157,6 +181,7 @@ def test_ingest_truncated_last_line_is_named_and_keeps_its_raw_text(logs, run_ho
     ]
 
 
+@pytest.mark.slow
 def test_ingest_line_numbers_stay_exact_after_undecodable_lines(logs, run_hour, query):
     lines = [json.dumps(record(i)).encode() for i in range(8)]
     lines[1] = b'{"bad": "\xff\xfe"}'
@@ -197,6 +222,7 @@ def test_ingest_a_bad_line_numbers_its_own_file_and_leaves_the_others_whole(logs
     assert meta["quarantine_reasons"].value == {"malformed_json": 1}
 
 
+@pytest.mark.slow
 def test_ingest_repeated_bad_lines_each_get_their_own_number(logs, run_hour, query):
     logs.lines(
         [json.dumps(record(0)), "{oops", "", json.dumps(record(1)), "{oops", "", json.dumps(record(2)), "{oops"],
@@ -213,6 +239,7 @@ def test_ingest_repeated_bad_lines_each_get_their_own_number(logs, run_hour, que
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (8, 3)
 
 
+@pytest.mark.slow
 def test_ingest_a_bad_line_with_the_request_id_of_a_good_one_is_still_quarantined(logs, run_hour, query):
     """Bad lines are looked for among lines whose request_id is not loaded; one that shares a loaded
     id is missed there, which the per-file counts catch."""
@@ -229,6 +256,7 @@ def test_ingest_a_bad_line_with_the_request_id_of_a_good_one_is_still_quarantine
     assert (meta["lines_read"].value, meta["rows_ingested"].value) == (4, 3)
 
 
+@pytest.mark.slow
 def test_ingest_a_bad_line_sharing_an_id_loaded_from_another_file_is_found_without_restaging(
     logs, run_hour, query, instance
 ):
@@ -250,6 +278,7 @@ def test_ingest_a_bad_line_sharing_an_id_loaded_from_another_file_is_found_witho
     assert not [m for m in messages if m.startswith("Staging the hour file by file")]
 
 
+@pytest.mark.slow
 def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_hour, query):
     logs.records([record(0), record(1)], name="a.jsonl")
     logs.records([record(2), record(0, latency_ms=9.0)], name="b.jsonl")
@@ -262,6 +291,7 @@ def test_ingest_duplicate_across_files_keeps_the_first_in_file_order(logs, run_h
     assert meta["rows_ingested"].value == 4 and meta["lines_read"].value == 5
 
 
+@pytest.mark.slow
 def test_ingest_loads_a_clean_file_exactly_as_one_with_a_bad_line(logs, run_hour, query):
     """Clean files skip line numbering (a faster pass); their rows must not differ in any value."""
     varied = [
@@ -294,6 +324,7 @@ EDGE_LINES = [
 
 
 @pytest.mark.parametrize("line", EDGE_LINES)
+@pytest.mark.slow
 def test_ingest_reads_edge_lines_in_a_clean_file_as_in_one_with_a_bad_line(logs, run_hour, query, line):
     """A clean file's lines are parsed by read_json, a file with bad lines is classified from its
     text: a line one of them accepts and the other rejects must not change what the hour holds."""
@@ -310,6 +341,7 @@ def test_ingest_reads_edge_lines_in_a_clean_file_as_in_one_with_a_bad_line(logs,
     assert with_bad_line["lines_read"].value == len(lines) + 1
 
 
+@pytest.mark.slow
 def test_ingest_a_file_growing_during_the_run_still_reconciles(logs, run_hour, query):
     """A writer still appending to the hour: ingest reads the file more than once, so a count that
     no longer adds up must make it start over on one consistent read, not load lines twice or lose any."""
@@ -341,6 +373,7 @@ def test_ingest_a_file_growing_during_the_run_still_reconciles(logs, run_hour, q
     assert all(reason == "truncated_last_line" for _, reason in quarantine(query))
 
 
+@pytest.mark.slow
 def test_ingest_reads_windows_line_endings(logs, run_hour, query):
     lines = [json.dumps(record(0)), "{oops", "", json.dumps(record(3))]
     (logs.folder(HOUR) / "windows.jsonl").write_bytes("\r\n".join(lines).encode() + b"\r\n")
@@ -355,6 +388,7 @@ def test_ingest_reads_windows_line_endings(logs, run_hour, query):
     assert (meta["lines_read"].value, meta["unreadable_files"].value) == (5, 0)
 
 
+@pytest.mark.slow
 def test_ingest_raw_line_is_capped(logs, run_hour, query):
     logs.lines(["{" + "x" * 10_000])
     ingest(run_hour)
@@ -380,6 +414,7 @@ def test_ingest_reads_every_file_of_the_hour_including_gzip(logs, run_hour, quer
         ),  # DuckDB's reader refuses it
     ],
 )
+@pytest.mark.slow
 def test_ingest_unreadable_file_is_quarantined_and_the_rest_of_the_hour_ingested(logs, run_hour, query, name, data):
     logs.records([record(0), record(1)], name="good.jsonl")
     (logs.folder() / name).write_bytes(data)
@@ -416,6 +451,7 @@ def test_ingest_rerun_replaces_only_its_hour(logs, run_hour, query):
     ]
 
 
+@pytest.mark.slow
 def test_ingest_rerun_after_a_file_changed_drops_its_old_rows(logs, run_hour, query):
     logs.records([record(i) for i in range(5)])
     ingest(run_hour)
@@ -424,6 +460,7 @@ def test_ingest_rerun_after_a_file_changed_drops_its_old_rows(logs, run_hour, qu
     assert query("SELECT count(*) FROM llm_requests") == [(2,)]
 
 
+@pytest.mark.slow
 def test_ingest_hour_boundary_and_offsets(logs, run_hour, query):
     """10:59:59.999Z and 12:30+02:00 (=10:30Z) belong to hour 10; 11:00:00Z does not."""
     logs.records(
@@ -448,6 +485,7 @@ def test_ingest_hour_boundary_and_offsets(logs, run_hour, query):
     assert query('SELECT max("timestamp") FROM llm_requests')[0][0].isoformat() == "2026-03-01T10:59:59.999000"
 
 
+@pytest.mark.slow
 def test_ingest_hour_without_files_materializes_empty(run_hour, query):
     meta = ingest(run_hour)
     assert meta["files"].value == 0 and meta["lines_read"].value == 0
@@ -465,6 +503,7 @@ def test_ingest_quarantine_rate_check_fails_above_one_percent(logs, run_hour):
     assert evaluation.partition == PARTITION
 
 
+@pytest.mark.slow
 def test_ingest_quarantine_rate_check_passes_at_one_percent(logs, run_hour):
     logs.lines([json.dumps(record(i)) for i in range(99)] + ["{oops"])
     (evaluation,) = run_hour(assets=[llm_requests]).get_asset_check_evaluations()

@@ -5,6 +5,7 @@ import json
 import os
 
 import dagster as dg
+import pytest
 
 from monitoring_pipeline.defs.ingest.assets import ALLOW_DELETED_FILES, llm_requests
 from monitoring_pipeline.defs.ingest.files import overlong_lines
@@ -27,6 +28,7 @@ def _ingest_meta(result):
     return result.asset_materializations_for_node("llm_requests")[0].metadata
 
 
+@pytest.mark.slow
 def test_ingest_hour_whose_files_are_gone_fails_and_changes_nothing(logs, run_hour, query, tmp_path):
     first = logs.records([record(i) for i in range(300)])
     logs.lines(["not json"], name="other.jsonl")
@@ -61,6 +63,7 @@ def test_ingest_hour_with_some_files_gone_fails_naming_them(logs, run_hour, quer
     assert query("SELECT count(*) FROM llm_requests") == [(15,)]
 
 
+@pytest.mark.slow
 def test_ingest_deleted_files_replaced_when_the_run_tag_allows_it(logs, resources, instance, query):
     logs.records([record(i) for i in range(10)], name="a.jsonl")
     gone = logs.records([record(i) for i in range(10, 15)], name="b.jsonl")
@@ -77,6 +80,7 @@ def test_ingest_deleted_files_replaced_when_the_run_tag_allows_it(logs, resource
     assert query("SELECT count(*) FROM llm_requests") == [(10,)]
 
 
+@pytest.mark.slow
 def test_ingest_same_files_under_a_moved_log_root_is_not_a_deletion(logs, resources, instance, tmp_path, query):
     logs.records([record(i) for i in range(10)])
     dg.materialize([llm_requests], partition_key=PARTITION, resources=resources, instance=instance)
@@ -92,6 +96,7 @@ def test_ingest_same_files_under_a_moved_log_root_is_not_a_deletion(logs, resour
     assert query("SELECT DISTINCT source_file LIKE ? FROM llm_requests", [f"{moved}%"]) == [(True,)]
 
 
+@pytest.mark.slow
 def test_ingest_symlink_outside_the_log_folder_is_refused_unread(logs, run_hour, query, tmp_path):
     secret = tmp_path / "passwd"
     secret.write_text("".join(f"user{i}:x:{i}:{i}::/home/user{i}:/bin/sh\n" for i in range(25)))
@@ -113,6 +118,7 @@ def test_ingest_symlink_outside_the_log_folder_is_refused_unread(logs, run_hour,
     assert "user1" not in json.dumps(query("SELECT * FROM quarantine"), default=str)
 
 
+@pytest.mark.slow
 def test_ingest_line_over_32mb_is_quarantined_and_counted(logs, run_hour, query):
     huge = json.dumps(record(1, prompt="x" * (40 << 20)))
     logs.lines([json.dumps(record(0)), huge, json.dumps(record(2)), "not json", json.dumps(record(3))])
@@ -129,6 +135,7 @@ def test_ingest_line_over_32mb_is_quarantined_and_counted(logs, run_hour, query)
     assert (meta["lines_read"].value, meta["rows_ingested"].value, meta["rows_quarantined"].value) == (5, 3, 2)
 
 
+@pytest.mark.slow
 def test_ingest_line_over_16mb_is_still_ingested(logs, run_hour, query):
     logs.lines([json.dumps(record(0)), json.dumps(record(1, prompt="y" * (20 << 20)))], name="a.jsonl.gz")
     meta = _ingest_meta(run_hour(assets=[llm_requests]))
@@ -146,6 +153,7 @@ def test_ingest_overlong_lines_are_found_by_block_scan(tmp_path):
     assert overlong_lines(str(path), 3_000_000) == []
 
 
+@pytest.mark.slow
 def test_ingest_line_beyond_the_read_buffer_fails_the_hour_unchanged(logs, run_hour, query):
     logs.records([record(0)], name="a.jsonl")
     assert run_hour(assets=[llm_requests]).success

@@ -81,6 +81,7 @@ def bad_rate_check(result) -> dg.AssetCheckEvaluation:
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == "judge_bad_rate")
 
 
+@pytest.mark.slow
 def test_judge_verdicts_stored_per_request_and_rubric(judge_server, hour, query, tmp_path):
     result = hour(n=6)()
     rows = verdicts(query)
@@ -117,6 +118,7 @@ def test_judge_verdicts_stored_per_request_and_rubric(judge_server, hour, query,
     assert "judged bad" in meta(result, "preview")
 
 
+@pytest.mark.slow
 def test_judge_verdicts_rerun_makes_no_calls_until_a_rubric_changes(judge_server, hour, query, config_file):
     run = hour(n=4)
     run()
@@ -140,6 +142,7 @@ def test_judge_verdicts_rerun_makes_no_calls_until_a_rubric_changes(judge_server
     assert query("SELECT rubric, count(*) FROM judge_verdicts GROUP BY 1 ORDER BY 1") == [("quality", 4), ("tone", 4)]
 
 
+@pytest.mark.slow
 def test_judge_client_retries_429_with_retry_after_and_500(judge_server, hour, query):
     judge_server.script = [("status", 429, {"Retry-After": "0.3"}, None), ("status", 500, {}, None)]
     result = hour(n=1, judge={"concurrency": 1})()
@@ -149,6 +152,7 @@ def test_judge_client_retries_429_with_retry_after_and_500(judge_server, hour, q
     assert meta(result, "attempts") == 3
 
 
+@pytest.mark.slow
 def test_judge_verdicts_garbage_answers_are_errors_retried_next_run(judge_server, hour, query):
     judge_server.script = [("content", "I think it is fine"), ("content", json.dumps({"verdict": "maybe"}))]
     run = hour(n=3, judge={"concurrency": 1})
@@ -162,6 +166,7 @@ def test_judge_verdicts_garbage_answers_are_errors_retried_next_run(judge_server
     assert query("SELECT count(*) FROM judge_verdicts WHERE verdict IS NOT NULL AND error IS NULL") == [(3,)]
 
 
+@pytest.mark.slow
 def test_judge_verdicts_cap_is_reported_and_the_rest_judged_next_run(judge_server, hour, query):
     run = hour(n=5, judge={"max_calls_per_hour": 3})
     result = run()
@@ -175,6 +180,7 @@ def test_judge_verdicts_cap_is_reported_and_the_rest_judged_next_run(judge_serve
     assert query("SELECT count(*) FROM judge_verdicts WHERE verdict IS NOT NULL") == [(5,)]
 
 
+@pytest.mark.slow
 def test_judge_verdicts_calls_run_concurrently_up_to_the_limit(judge_server, hour, query):
     judge_server.delay_s = 0.3
     started = time.monotonic()
@@ -191,6 +197,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("down", ["refused", "500"])
+@pytest.mark.slow
 def test_judge_down_leaves_the_hourly_run_green(down, judge_server, hour, query, monkeypatch):
     if down == "refused":
         monkeypatch.setenv("MONITORING_JUDGE_URL", f"http://127.0.0.1:{_closed_port()}/v1")
@@ -208,6 +215,7 @@ def test_judge_down_leaves_the_hourly_run_green(down, judge_server, hour, query,
         assert judge_server.calls() == 6  # each of the 3 tried max_attempts times
 
 
+@pytest.mark.slow
 def test_judge_verdicts_not_configured_materializes_nothing_to_judge(hour, query):
     result = hour(n=2)()
     assert result.success and query("SELECT count(*) FROM judge_verdicts") == [(0,)]
@@ -216,6 +224,7 @@ def test_judge_verdicts_not_configured_materializes_nothing_to_judge(hour, query
     assert check.passed and check.description == "No verdicts (judge not configured)."
 
 
+@pytest.mark.slow
 def test_judge_is_sent_only_redacted_texts(judge_server, hour):
     secret = "mail alice@example.com, key sk-proj-abcdefghijklmnopqrstuv, call +1 555 123 4567"
     hour(n=2, prompts={0: secret})()
@@ -224,6 +233,7 @@ def test_judge_is_sent_only_redacted_texts(judge_server, hour):
     assert "[EMAIL]" in sent and "[API_KEY]" in sent
 
 
+@pytest.mark.slow
 def test_judge_key_is_sent_but_never_stored_logged_or_shown(judge_server, hour, instance, tmp_path):
     # a server that echoes the key back in an error and in a reason
     judge_server.script = [
@@ -306,10 +316,10 @@ def agreement(resources, instance, query):
     "cells, expected_agreement, expected_kappa",
     [
         ((20, 15, 5, 10), 0.7, 0.4),  # p_o .7, p_e .5*.6 + .5*.4 = .5
-        ((5, 5, 0, 0), 1.0, 1.0),  # all agree
-        ((0, 0, 5, 5), 0.0, -1.0),  # all disagree
+        pytest.param((5, 5, 0, 0), 1.0, 1.0, marks=pytest.mark.slow),  # all agree
+        pytest.param((0, 0, 5, 5), 0.0, -1.0, marks=pytest.mark.slow),  # all disagree
         ((0, 8, 0, 0), 1.0, None),  # one class only, both: kappa undefined, not a crash
-        ((0, 6, 0, 4), 0.6, 0.0),  # the judge says good to everything: no better than chance
+        pytest.param((0, 6, 0, 4), 0.6, 0.0, marks=pytest.mark.slow),  # judge good to everything: no better than chance
     ],
 )
 def test_judge_agreement_kappa_and_confusion_matrix(
@@ -341,6 +351,7 @@ def test_judge_human_agreement_fails_below_min_kappa_and_alerts(tmp_path, resour
     assert "rubric `quality`: *0.4* vs threshold 0.5 (sample 50)" in section
 
 
+@pytest.mark.slow
 def test_judge_human_agreement_needs_min_pairs(tmp_path, resources, instance, query, config_file):
     config_file({"judge": {"min_kappa": 0.5, "min_pairs": 60}})
     seed_pairs(tmp_path, 20, 15, 5, 10)
@@ -348,6 +359,7 @@ def test_judge_human_agreement_needs_min_pairs(tmp_path, resources, instance, qu
     assert evaluation.passed and "too little data" in evaluation.metadata["scopes"].value
 
 
+@pytest.mark.slow
 def test_judge_agreement_from_the_reviewers_file_the_sample_exported(
     judge_server, hour, tmp_path, resources, instance, query, config_file
 ):

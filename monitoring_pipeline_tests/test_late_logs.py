@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import dagster as dg
+import pytest
 
 from monitoring_pipeline.definitions import defs
 from monitoring_pipeline.defs.ingest.assets import llm_requests
@@ -27,6 +28,7 @@ def _tick(instance, resources, cursor):
     return late_logs_sensor.evaluate_tick(context)
 
 
+@pytest.mark.slow
 def test_late_logs_file_added_to_materialized_hour_requests_one_run(logs, resources, instance, run_hour):
     logs.records([record(i) for i in range(10)])
     run_hour()
@@ -54,6 +56,7 @@ def test_late_logs_file_added_to_materialized_hour_requests_one_run(logs, resour
     assert third.run_requests[0].run_key != run_key
 
 
+@pytest.mark.slow
 def test_late_logs_unmaterialized_hour_is_left_to_the_schedule(logs, resources, instance, run_hour):
     logs.records([record(i) for i in range(10)])
     run_hour()
@@ -65,6 +68,7 @@ def test_late_logs_unmaterialized_hour_is_left_to_the_schedule(logs, resources, 
     assert "none differs from what its last run read" in tick.skip_message
 
 
+@pytest.mark.slow
 def test_late_logs_first_tick_sets_a_baseline_without_runs(logs, resources, instance, run_hour):
     logs.records([record(i) for i in range(10)])
     run_hour()
@@ -74,6 +78,7 @@ def test_late_logs_first_tick_sets_a_baseline_without_runs(logs, resources, inst
     assert "Baseline" in tick.skip_message
 
 
+@pytest.mark.slow
 def test_late_logs_file_landing_during_the_first_run_requests_a_rerun(logs, resources, instance, run_hour):
     cursor = _tick(instance, resources, None).cursor
     logs.records([record(i) for i in range(10)])
@@ -108,6 +113,7 @@ def test_late_logs_file_landing_during_the_first_run_requests_a_rerun(logs, reso
     assert _tick(instance, resources, after.cursor).run_requests == []
 
 
+@pytest.mark.slow
 def test_late_logs_change_already_read_by_a_run_requests_nothing(logs, resources, instance, run_hour):
     logs.records([record(i) for i in range(10)])
     run_hour()

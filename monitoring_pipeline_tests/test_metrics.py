@@ -62,6 +62,7 @@ def test_metrics_values_overall_and_per_model(logs, run_hour, query, config_file
     assert plotted["hourly_model_metrics"]["chat-large/error_rate"].value == pytest.approx(2 / 80)
 
 
+@pytest.mark.slow
 def test_metrics_rerun_replaces_the_hour(logs, run_hour, query):
     logs.records([record(i) for i in range(10)])
     run_hour(assets=METRICS)
@@ -70,6 +71,7 @@ def test_metrics_rerun_replaces_the_hour(logs, run_hour, query):
     assert query("SELECT count(*) FROM hourly_model_metrics") == [(1,)]
 
 
+@pytest.mark.slow
 def test_metrics_empty_hour_has_one_row_and_passing_checks(run_hour, query):
     result = run_hour(assets=METRICS)
     assert query("SELECT requests, error_rate, latency_p99_ms FROM hourly_metrics") == [(0, None, None)]
@@ -91,31 +93,42 @@ def test_checks_all_pass_on_a_healthy_hour(logs, run_hour):
     assert all(e.partition == PARTITION for e in evaluations.values())
 
 
+# `make test-fast` runs error_rate's case; `make test` runs every check's.
 @pytest.mark.parametrize(
     "check, bad, good",
     [
         # p99 > 5000 ms: 2 % of calls at 20 s push p99 over; 0.5 % do not
-        (
+        pytest.param(
             "latency_p99",
             lambda i: {"latency_ms": 20_000.0 if i < 4 else 500.0},
             lambda i: {"latency_ms": 20_000.0 if i < 1 else 500.0},
+            marks=pytest.mark.slow,
         ),
-        ("latency_avg", lambda i: {"latency_ms": 3_100.0}, lambda i: {"latency_ms": 3_000.0}),
+        pytest.param(
+            "latency_avg", lambda i: {"latency_ms": 3_100.0}, lambda i: {"latency_ms": 3_000.0}, marks=pytest.mark.slow
+        ),
         (
             "error_rate",
             lambda i: {"status": "error" if i < 3 else "ok"},
             lambda i: {"status": "error" if i < 2 else "ok"},
         ),
-        (
+        pytest.param(
             "token_budget",
             lambda i: {"input_tokens": 25_000, "output_tokens": 1 if i == 0 else 0},
             lambda i: {"input_tokens": 25_000, "output_tokens": 0},
+            marks=pytest.mark.slow,
         ),
-        ("feedback_score", lambda i: {"feedback": 2 if i % 2 else 3}, lambda i: {"feedback": 3}),
-        (
+        pytest.param(
+            "feedback_score",
+            lambda i: {"feedback": 2 if i % 2 else 3},
+            lambda i: {"feedback": 3},
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
             "safety_violations",
             lambda i: {"safety_flags": ["violence"] if i == 7 else []},
             lambda i: {"safety_flags": []},
+            marks=pytest.mark.slow,
         ),
     ],
 )
@@ -129,6 +142,7 @@ def test_each_check_fails_over_and_passes_at_its_threshold(logs, run_hour, check
     assert checks(run_hour(assets=METRICS))[check].passed
 
 
+@pytest.mark.slow
 def test_check_defaults_and_severity(logs, run_hour):
     logs.records([record(i, latency_ms=6000.0, safety_flags=["x"]) for i in range(50)])
     evaluations = checks(run_hour(assets=METRICS))
@@ -141,6 +155,7 @@ def test_check_defaults_and_severity(logs, run_hour):
     assert p99.severity.value == "WARN"
 
 
+@pytest.mark.slow
 def test_check_per_model_override_and_breakdown(logs, run_hour, config_file):
     """A slow model allowed 8 s passes at 6 s; a fast model breaching 5 s fails and is named."""
     config_file({"models": {"slow-reasoner": {"latency_p99_ms": 8000}}})
@@ -157,6 +172,7 @@ def test_check_per_model_override_and_breakdown(logs, run_hour, config_file):
     assert "| slow-reasoner | 6000 | 8000 | 20 | ok |" in p99.metadata["scopes"].value
 
 
+@pytest.mark.slow
 def test_check_min_sample_keeps_a_tiny_hour_quiet(logs, run_hour):
     logs.records([record(i, latency_ms=9000.0) for i in range(19)])  # p99 needs 20 by default
     evaluations = checks(run_hour(assets=METRICS))
@@ -164,6 +180,7 @@ def test_check_min_sample_keeps_a_tiny_hour_quiet(logs, run_hour):
     assert not evaluations["latency_avg"].passed  # the mean needs 1
 
 
+@pytest.mark.slow
 def test_token_budget_per_model(logs, run_hour, config_file):
     config_file({"models": {"chat-large": {"hourly_token_budget": 1000}}})
     logs.records([record(i, input_tokens=100, output_tokens=10) for i in range(10)])  # 1,100 tokens
@@ -191,6 +208,7 @@ def test_check_result_explains_a_model_breach_the_hour_hides(logs, run_hour):
     assert md["breaches"] == [{"scope": "chat-large", "value": 3200, "threshold": 3000, "sample_size": 40}]
 
 
+@pytest.mark.slow
 def test_metrics_an_absurd_token_count_costs_the_hour_nothing(logs, run_hour, query):
     """A line at 2**63-1 tokens used to be valid and overflow the hour's token sums, so the hour
     lost its metrics, checks and alerts: now it is quarantined, and the largest valid count sums."""
@@ -213,6 +231,7 @@ def test_metrics_an_absurd_token_count_costs_the_hour_nothing(logs, run_hour, qu
     ]
 
 
+@pytest.mark.slow
 def test_metrics_token_sums_are_wide_even_for_rows_beyond_the_contract(logs, run_hour, query, tmp_path):
     """Defence in depth: rows loaded before the contract had bounds (or by hand) still sum, exactly,
     and a table created with the old 64-bit columns is widened."""
@@ -229,6 +248,7 @@ def test_metrics_token_sums_are_wide_even_for_rows_beyond_the_contract(logs, run
     ) == [("HUGEINT",)]
 
 
+@pytest.mark.slow
 def test_metrics_metadata_plots_every_figure_per_model_with_thresholds(logs, run_hour, config_file):
     config_file({"thresholds": {"latency_p99_ms": 4000}})
     recs = [

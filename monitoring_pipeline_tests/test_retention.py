@@ -29,6 +29,7 @@ def _retain(resources, instance):
     )
 
 
+@pytest.mark.slow
 def test_retention_drops_old_text_prunes_quarantine_keeps_metrics(
     logs, config_file, resources, instance, run_hour, query, tmp_path
 ):

@@ -4,6 +4,8 @@ import csv
 import hashlib
 import json
 
+import pytest
+
 from monitoring_pipeline.defs.ingest.assets import llm_requests
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.defs.review.sampling import STRATA
@@ -52,6 +54,7 @@ def test_review_sample_strata_fill_their_quotas(logs, run_hour, query, config_fi
     assert query("SELECT count(*) FROM review_sample WHERE list_contains(reasons, 'random')") == [(0,)]
 
 
+@pytest.mark.slow
 def test_review_sample_cap_keeps_the_highest_priorities(logs, run_hour, query, config_file):
     config_file({"review": STRICT | {"max_per_hour": 4}})
     logs.records(crafted_hour())
@@ -59,6 +62,7 @@ def test_review_sample_cap_keeps_the_highest_priorities(logs, run_hour, query, c
     assert [r[2] for r in sample(query)] == [SAFETY, SAFETY, ERROR, ERROR]
 
 
+@pytest.mark.slow
 def test_review_sample_base_share_is_the_md5_of_request_id(logs, run_hour, query, config_file):
     config_file(
         {
@@ -81,6 +85,7 @@ def test_review_sample_base_share_is_the_md5_of_request_id(logs, run_hour, query
     assert all(r[1] == ["random"] for r in sample(query))
 
 
+@pytest.mark.slow
 def test_review_sample_reruns_pick_the_same_rows_and_files(logs, run_hour, query, config_file, tmp_path):
     config_file({"review": {"sample_rate": 0.1, "max_per_hour": 30}})
     logs.records(crafted_hour() + [record(200 + i, status="error") for i in range(40)])
@@ -94,6 +99,7 @@ def test_review_sample_reruns_pick_the_same_rows_and_files(logs, run_hour, query
     assert len(first) == 30
 
 
+@pytest.mark.slow
 def test_review_sample_hashes_user_ids_with_the_salt(logs, run_hour, query, config_file, monkeypatch):
     config_file({"review": {"sample_rate": 1.0, "user_id_salt": "from-config"}})
     logs.records([record(i) for i in range(3)] + [record(3, user_id=None)])
@@ -132,6 +138,7 @@ def test_review_sample_files_and_ui_preview(logs, run_hour, config_file, tmp_pat
     assert mat.partition == PARTITION
 
 
+@pytest.mark.slow
 def test_review_sample_replaces_an_unredacted_table_from_before(logs, run_hour, query, tmp_path, config_file):
     import duckdb
 

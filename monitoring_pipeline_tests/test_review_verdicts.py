@@ -11,19 +11,29 @@ from monitoring_pipeline.defs.review.human_quality import human_quality
 from monitoring_pipeline.defs.review.inbox import review_inbox_sensor
 from monitoring_pipeline.defs.review.sample import review_sample
 from monitoring_pipeline.defs.review.verdicts_asset import review_verdicts
-from monitoring_pipeline_tests.conftest import record
+from monitoring_pipeline_tests.conftest import PARTITION, LogWriter, config_writer, folder_resources, record
 
 HEADER = "request_id,verdict,category,notes,reviewer\n"
 
 
+def sampled_hour(root) -> None:
+    """10:00 with 10 requests (6 chat-large, 4 code-small), all in review_sample."""
+    config_writer(root)({"review": {"sample_rate": 1.0}})
+    LogWriter(root / "logs").records([record(i, model="chat-large" if i < 6 else "code-small") for i in range(10)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        dg.materialize(
+            [llm_requests, review_sample], partition_key=PARTITION, resources=folder_resources(root), instance=instance
+        )
+
+
 @pytest.fixture
-def inbox(tmp_path, config_file, logs, run_hour):
-    """An inbox folder and an hour whose 10 requests are all in review_sample."""
+def inbox(tmp_path, config_file, start_from):
+    """An inbox folder and an hour whose 10 requests are all in review_sample (materialized once per
+    session, the same for every test)."""
     folder = tmp_path / "inbox"
     folder.mkdir()
     config_file({"review": {"sample_rate": 1.0, "inbox_dir": str(folder)}})
-    logs.records([record(i, model="chat-large" if i < 6 else "code-small") for i in range(10)])
-    run_hour(assets=[llm_requests, review_sample])
+    start_from("one sampled hour", sampled_hour)
     return folder
 
 
@@ -64,6 +74,7 @@ def test_review_verdicts_good_csv_and_jsonl_load(inbox, load, query):
     assert query("SELECT count(*) FROM review_verdict_rejects") == [(0,)]
 
 
+@pytest.mark.slow
 def test_review_verdicts_redropping_a_file_changes_nothing(inbox, load, query):
     body = HEADER + f"{rid(0)},good,,,ann\n{rid(1)},bad,tone,,ann\n"
     (inbox / "ann.csv").write_text(body)
@@ -76,6 +87,7 @@ def test_review_verdicts_redropping_a_file_changes_nothing(inbox, load, query):
     assert (meta["new"], meta["changed"], meta["unchanged"]) == (0, 0, 4)
 
 
+@pytest.mark.slow
 def test_review_verdicts_changed_file_updates_the_verdict(inbox, load, query):
     path = inbox / "ann.csv"
     path.write_text(HEADER + f"{rid(0)},good,,,ann\n{rid(1)},bad,tone,,ann\n")
@@ -87,6 +99,7 @@ def test_review_verdicts_changed_file_updates_the_verdict(inbox, load, query):
     assert (meta["new"], meta["changed"], meta["unchanged"]) == (0, 1, 1)
 
 
+@pytest.mark.slow
 def test_review_verdicts_later_file_wins(inbox, load, query):
     first, second = inbox / "a.csv", inbox / "b.jsonl"
     first.write_text(HEADER + f"{rid(3)},good,,,ann\n")
@@ -97,6 +110,7 @@ def test_review_verdicts_later_file_wins(inbox, load, query):
     assert verdicts(query) == [(rid(3), "bad", None, None, "bob", "chat-large")]
 
 
+@pytest.mark.slow
 def test_review_verdicts_malformed_rows_are_rejected_and_good_rows_kept(inbox, load, query):
     (inbox / "mixed.csv").write_text(
         HEADER

@@ -5,6 +5,7 @@ from datetime import datetime
 
 import dagster as dg
 import duckdb
+import pytest
 
 from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, duckdb_glob
 from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION, record
@@ -28,6 +29,7 @@ class AttachedWarehouse(DuckDBWarehouse):
             conn.close()
 
 
+@pytest.mark.slow
 def test_scale_out_assets_run_unchanged_on_another_warehouse_implementation(tmp_path, logs, resources, instance):
     logs.records([record(i) for i in range(50)])
     attached = tmp_path / "elsewhere.duckdb"

@@ -12,12 +12,15 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import openai
-from openai.types.chat import ChatCompletionMessageParam
 
 from monitoring_pipeline.config import JudgeConfig
+
+if TYPE_CHECKING:  # imported where a call is made: openai takes seconds to import, and most hours judge nothing
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 SYSTEM = (
     "You are a strict reviewer of an AI assistant's answers. You are given a rubric, a user's prompt "
@@ -68,10 +71,14 @@ class JudgeClient(dg.ConfigurableResource):
         return text.replace(key, "[JUDGE_API_KEY]") if text and key else text
 
     def client(self, timeout_s: float) -> openai.OpenAI:
+        import openai
+
         return openai.OpenAI(base_url=self.base_url, api_key=self._key() or NO_KEY, max_retries=0, timeout=timeout_s)
 
     def judge(self, client: openai.OpenAI, rubric: str, prompt: str | None, response: str | None, cfg: JudgeConfig):
         """One (request, rubric) judged, retried on 429 and 5xx; never raises."""
+        import openai
+
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": SYSTEM},
             {
