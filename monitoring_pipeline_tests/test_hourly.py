@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
+import pytest
 
 from monitoring_pipeline.definitions import defs
 from monitoring_pipeline.defs.baselines.assets import metric_anomalies
@@ -152,6 +153,7 @@ TABLES = {  # every table the hourly assets write, with the columns that differ 
 VOLATILE_METADATA = {"hours_in_run", "evaluation_seconds"}
 
 
+@pytest.mark.slow  # every hourly asset, three hours, twice
 def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(logs, resources, instance, tmp_path):
     """The core property of range runs: the same rows in every table, the same metadata per hour,
     and each recorded check evaluation the same as the single-hour run's for that hour."""

@@ -8,11 +8,15 @@ from typing import NamedTuple
 
 import dagster as dg
 import duckdb
+import pytest
 
 from monitoring_pipeline.defs.ingest.assets import ALLOW_DELETED_FILES, llm_requests
 from monitoring_pipeline.resources import DuckDBWarehouse
 from monitoring_pipeline_tests.conftest import HOUR, record
 from monitoring_pipeline_tests.test_alerts import key
+
+# Range runs against runs of each hour alone: several hours materialized twice (make test runs it).
+pytestmark = pytest.mark.slow
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(7)]
 KEYS = [key(h) for h in HOURS]

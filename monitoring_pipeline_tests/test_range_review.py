@@ -20,6 +20,9 @@ from monitoring_pipeline_tests.conftest import HOUR, record
 from monitoring_pipeline_tests.judge_server import JudgeServer
 from monitoring_pipeline_tests.test_alerts import key
 
+# Range runs against runs of each hour alone: several hours materialized twice (make test runs it).
+pytestmark = pytest.mark.slow
+
 HOURS = [HOUR + timedelta(hours=i) for i in range(4)]
 KEYS = [key(h) for h in HOURS]
 ASSETS = [llm_requests, evaluation_assets(load_config()), review_sample, judge_verdicts]
