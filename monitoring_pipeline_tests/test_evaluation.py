@@ -220,7 +220,8 @@ def test_evaluation_flags_evidence_is_redacted(logs, run_hour, query):
         ("req-10-00002", "refusal"),
     ]
     everything = json.dumps([str(m) for e in result.all_events for m in [e.event_specific_data]]) + repr(rows)
-    for secret in (email, card, key, "4111"):
+    # and no part of the card: its first two groups (a bare "4111" also turns up in event timestamps)
+    for secret in (email, card, key, "4111 1111", "41111111"):
         assert secret not in everything
     assert "[EMAIL]" in rows[0][2] and "[CARD]" in rows[0][2] and "[API_KEY]" in rows[1][2]
     assert "can't help" in rows[3][2]
