@@ -13,10 +13,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from monitoring_pipeline_tests.local_http import LocalServer, send_json
 
 
-class JudgeServer:
+class JudgeServer(LocalServer):
     def __init__(self, decide: Callable[[str], str] | None = None):
         self.decide = decide or (lambda text: "bad" if "wrong" in text else "good")
         self.requests: list[dict] = []
@@ -26,23 +28,11 @@ class JudgeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # shutdown() waits for serve_forever's next poll: 0.5 s by default, paid by every test that stops one
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "JudgeServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url + "/v1"
 
     def calls(self) -> int:
         return len(self.requests)
@@ -115,13 +105,6 @@ class JudgeServer:
                 )
 
             def _send(self, code: int, payload: dict, headers: dict | None = None):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload, headers)
 
         return Handler

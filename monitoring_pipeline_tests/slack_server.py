@@ -16,34 +16,24 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
+from monitoring_pipeline_tests.local_http import LocalServer, send_json
 
-class SlackServer:
+
+class SlackServer(LocalServer):
     def __init__(self):
         self.requests: list[dict] = []
         self.behaviours: list = []
         self.visible: list[dict] = []
         self.channels = {"#llm-alerts", "#llm-alerts-critical"}  # the workspace's channels
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # shutdown() waits for serve_forever's next poll: 0.5 s by default, paid by every test that stops one
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address
-        return f"http://{host}:{port}/api/"
-
-    def start(self) -> "SlackServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url + "/api/"
 
     def script(self, *behaviours) -> None:
         with self._lock:
@@ -141,14 +131,7 @@ class SlackServer:
                 )
 
             def _answer(self, code: int, payload: dict, headers: dict | None = None):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload, headers)
 
         return Handler
 
