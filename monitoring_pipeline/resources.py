@@ -1,9 +1,11 @@
 """Resources: the DuckDB warehouse, the log folder, and the configuration file."""
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISREG
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -25,14 +28,20 @@ LOCK_CONFLICT = re.compile(r'IO Error: Could not set lock on file ".*": Conflict
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
-    """One DuckDB file. DuckDB allows one writing process per file, so connecting retries with
-    backoff while another run holds the lock, and the connection is closed on every path so a
-    failed asset never leaves the file locked."""
+    """One DuckDB file. DuckDB allows one writing process per file, so the processes of this
+    project take turns on it: `get_connection` first takes the file's turn (an exclusive lock on
+    `<file>.lock`, waited for in line for up to `turn_timeout_s`), then connects, retrying with
+    backoff for `connect_timeout_s` while a process outside the turns (a `duckdb` shell) holds the
+    file. The connection is closed and the turn passed on on every path, so a failed asset never
+    leaves the file locked, and a process that dies releases its turn with it."""
 
     database: str = ""  # empty: $<env_var>, else default_database
     env_var: str = "MONITORING_DUCKDB_PATH"
     default_database: str = "data/monitoring.duckdb"
     connect_timeout_s: float = 120.0
+    # Another run's turn lasts as long as its statements: at millions of calls an hour, minutes.
+    # An hour is as long as a run may take at all (run_monitoring in dagster.yaml).
+    turn_timeout_s: float = 3600.0
     # DuckDB spills to a temp folder beside the file beyond this, so an hour of a million requests
     # (0.9 GB of logs) ingests in about 1.5 GB of RAM instead of DuckDB's default 80 % of the machine.
     memory_limit: str = "1GB"
@@ -41,34 +50,120 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def path(self) -> str:
         return self.database or os.environ.get(self.env_var) or self.default_database
 
+    @property
+    def is_local_file(self) -> bool:
+        return self.path != ":memory:" and ":" not in self.path.split("/", 1)[0]  # not md:, s3://
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self.path != ":memory:":
+        if self.is_local_file:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if self.memory_limit and not MEMORY.fullmatch(self.memory_limit):
             raise ValueError(f"memory_limit {self.memory_limit!r}: expected a size such as '1GB'")
         settings: dict[str, str | bool | int | float | list[str]] = (
             {"memory_limit": self.memory_limit} if self.memory_limit else {}
         )
-        deadline = time.monotonic() + self.connect_timeout_s
-        delay = 0.05
+        with self._turn():
+            deadline = time.monotonic() + self.connect_timeout_s
+            delay = 0.05
+            while True:
+                try:
+                    conn = duckdb.connect(self.path, config=settings)
+                    break
+                except duckdb.IOException as err:
+                    # Only another process's lock is waited out; a bad file, a folder or a full disk fail now.
+                    if not LOCK_CONFLICT.match(str(err)) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            try:
+                # Timestamps are stored and compared in UTC. Not a connect() setting: DuckDB refuses
+                # TimeZone there ("the icu extension needs to be loaded", duckdb/duckdb#11404, still so in 2.0).
+                conn.execute("SET TimeZone = 'UTC'")
+                yield conn
+            finally:
+                conn.close()
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the file's turn. Nested and concurrent uses within a process share one turn (threads
+        take it in turn, a nested get_connection does not wait for itself)."""
+        if not self.is_local_file:
+            yield
+            return
+        turn = _Turn.of(os.path.realpath(self.path) + ".lock")
+        with turn.held(self.turn_timeout_s):
+            yield
+
+
+class _Turn:
+    """An exclusive flock on a lock file, re-entrant within a thread, shared by a process's threads
+    in turn. The file names its holder (pid, since when) for whoever waits."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._file: Any = None
+
+    @classmethod
+    def of(cls, path: str) -> "_Turn":
+        with _TURNS_LOCK:
+            return _TURNS.setdefault(path, cls(path))
+
+    @contextmanager
+    def held(self, timeout_s: float) -> Iterator[None]:
+        if not self._thread_lock.acquire(timeout=timeout_s):
+            raise TimeoutError(f"waited {timeout_s:.0f} s for {self.path} within this process")
+        try:
+            if self._depth == 0:
+                self._file = self._take(timeout_s)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._file.close()  # closing the file releases the flock
+                    self._file = None
+        finally:
+            self._thread_lock.release()
+
+    def _take(self, timeout_s: float) -> Any:
+        file = open(self.path, "a+")  # noqa: SIM115 -- held open for the turn, closed by held()
+        started = time.monotonic()
+        delay, next_note = 0.005, started + 30
         while True:
             try:
-                conn = duckdb.connect(self.path, config=settings)
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except duckdb.IOException as err:
-                # Only another process's lock is waited out; a bad file, a folder or a full disk fail now.
-                if not LOCK_CONFLICT.match(str(err)) or time.monotonic() > deadline:
-                    raise
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited > timeout_s:
+                    file.close()
+                    raise TimeoutError(
+                        f"waited {waited:.0f} s for the turn on {self.path[: -len('.lock')]}: {self._holder()}"
+                    ) from None
+                if time.monotonic() > next_note:
+                    dg.get_dagster_logger().info(f"waiting {waited:.0f} s for {self.path}: {self._holder()}")
+                    next_note += 30
                 time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 0.1)
+        file.seek(0)
+        file.truncate()
+        file.write(f"held by pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+        file.flush()
+        return file
+
+    def _holder(self) -> str:
         try:
-            # Timestamps are stored and compared in UTC. Not a connect() setting: DuckDB refuses
-            # TimeZone there ("the icu extension needs to be loaded", duckdb/duckdb#11404, still so in 2.0).
-            conn.execute("SET TimeZone = 'UTC'")
-            yield conn
-        finally:
-            conn.close()
+            return Path(self.path).read_text().strip() or "holder unknown"
+        except OSError:
+            return "holder unknown"
+
+
+_TURNS: dict[str, _Turn] = {}
+_TURNS_LOCK = threading.Lock()
 
 
 class LogSource(dg.ConfigurableResource):

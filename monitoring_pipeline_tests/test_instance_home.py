@@ -25,7 +25,7 @@ def test_instance_home_storage_lands_under_dagster_home_from_any_cwd(tmp_path, m
         result = dg.materialize([_probe], instance=instance)
         assert instance.get_run_by_id(result.run_id) is not None
         pools = instance.get_concurrency_config().pool_config
-        assert pools.default_pool_limit == 1  # the rest of the file still applies
+        assert (pools.default_pool_limit, pools.pool_granularity.value) == (2, "run")  # the rest of the file applies
     finally:
         instance.dispose()
     assert (home / "history" / "runs.db").exists() and (home / "storage").is_dir()

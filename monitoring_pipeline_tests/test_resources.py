@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 import time
 
 import duckdb
@@ -66,3 +67,75 @@ def test_warehouse_waits_out_another_process_lock(tmp_path):
         assert 0.5 < waited < 30
     finally:
         holder.wait(timeout=30)
+
+
+# Holds the file through the warehouse, as another run's statements do: it holds the file's turn.
+TURN_HOLDER = """
+import sys, time
+from monitoring_pipeline.resources import DuckDBWarehouse
+with DuckDBWarehouse(database=sys.argv[1]).get_connection() as conn:
+    conn.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS a")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_turn(path: str, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TURN_HOLDER, path, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+@pytest.mark.slow
+def test_warehouse_waits_in_line_for_the_turn_not_on_duckdbs_lock(tmp_path):
+    """Another run's turn is waited for as long as it lasts (turn_timeout_s), however short
+    connect_timeout_s is: a run never fails because another one's statements took long."""
+    path = str(tmp_path / "w.duckdb")
+    holder = _hold_turn(path, 2)
+    try:
+        started = time.monotonic()
+        with DuckDBWarehouse(database=path, connect_timeout_s=0).get_connection() as conn:
+            waited = time.monotonic() - started
+            assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
+        assert 1 < waited < 30
+    finally:
+        holder.wait(timeout=30)
+    assert (tmp_path / "w.duckdb.lock").read_text().startswith("held by pid ")
+
+
+@pytest.mark.slow
+def test_warehouse_turn_timeout_names_the_holder(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    holder = _hold_turn(path, 5)
+    try:
+        with (
+            pytest.raises(TimeoutError, match=rf"w.duckdb: held by pid {holder.pid} since "),
+            DuckDBWarehouse(database=path, turn_timeout_s=0.3).get_connection(),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with DuckDBWarehouse(database=path, turn_timeout_s=5).get_connection() as conn:  # a killed holder's turn is free
+        assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
+
+
+def test_warehouse_nested_and_threaded_connections_share_the_process_turn(tmp_path):
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), turn_timeout_s=5)
+    with warehouse.get_connection() as outer, warehouse.get_connection() as inner:  # no wait for itself
+        outer.execute("CREATE TABLE t (a INTEGER)")
+        inner.execute("INSERT INTO t VALUES (1)")
+
+    def insert(i: int) -> None:
+        with warehouse.get_connection() as conn:
+            conn.execute("INSERT INTO t VALUES ($i)", {"i": i})
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(2, 10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    with warehouse.get_connection() as conn:
+        assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (9, 45)

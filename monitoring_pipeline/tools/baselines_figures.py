@@ -144,16 +144,21 @@ class Seeder:
         conn.execute("DROP TABLE _seed")
 
 
-def proportional_short_windows(conn, hour, minutes, slow_ms) -> dict[int, slo.Counts]:
-    """The hour's last m minutes as m/60 of the hour (history has no request rows to count)."""
-    row = conn.execute(
-        "SELECT requests, errors, coalesce(slow_requests, 0) FROM hourly_metrics WHERE hour = $hour", {"hour": hour}
-    ).fetchone() or (0, 0, 0)
-    requests, errors, slow = row
-    return {
-        m: slo.Counts(round(requests * m / 60), round(errors * m / 60), round(slow * m / 60), round(requests * m / 60))
-        for m in minutes
-    }
+def proportional_short_windows(conn, hours, minutes, slow_ms) -> slo.Windows:
+    """An hour's last m minutes as m/60 of the hour (history has no request rows to count)."""
+    counts = {}
+    for hour in hours:
+        row = conn.execute(
+            "SELECT requests, errors, coalesce(slow_requests, 0) FROM hourly_metrics WHERE hour = $hour", {"hour": hour}
+        ).fetchone() or (0, 0, 0)
+        requests, errors, slow = row
+        counts[hour] = {
+            m: slo.Counts(
+                round(requests * m / 60), round(errors * m / 60), round(slow * m / 60), round(requests * m / 60)
+            )
+            for m in minutes
+        }
+    return counts
 
 
 def anomaly_failures(conn: duckdb.DuckDBPyConnection, hours: list[datetime], config: MonitoringConfig) -> dict:
@@ -172,7 +177,7 @@ def anomaly_failures(conn: duckdb.DuckDBPyConnection, hours: list[datetime], con
 
 
 def slo_failures(conn: duckdb.DuckDBPyConnection, hour: datetime, config: MonitoringConfig) -> dict[str, str]:
-    counts = slo.window_counts(conn, hour, config, short=proportional_short_windows)
+    counts = slo.window_counts(conn, [hour], config, short=proportional_short_windows)[hour]
     results = [slo.evaluate(s, counts, config) for s in slo.slos(config)]
     return {str(r.check_name): r.severity.value for r in results if not r.passed}
 

@@ -52,7 +52,7 @@ def metric_anomalies(
         with transaction(conn):
             conn.execute("DELETE FROM metric_anomalies WHERE hour >= $start AND hour < $end", hours.window)
             anomalies.write(conn, rows)
-        counts = {hour: slo.window_counts(conn, hour, config) for hour in hours.starts}
+        counts = slo.window_counts(conn, hours.starts, config)
 
     by_hour: dict = {}
     for row in rows:

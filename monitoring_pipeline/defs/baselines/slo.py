@@ -17,7 +17,7 @@ import duckdb
 from monitoring_pipeline.config import BurnWindow, MonitoringConfig
 from monitoring_pipeline.defs.baselines import sql
 from monitoring_pipeline.lib.checks import check_result, judge
-from monitoring_pipeline.lib.db import one, table_exists
+from monitoring_pipeline.lib.db import table_exists
 
 SLO_AVAILABILITY_BURN = "slo_availability_burn"
 SLO_LATENCY_BURN = "slo_latency_burn"
@@ -32,8 +32,9 @@ class Counts:
     hours: int = 1  # hours of the window that hourly_metrics holds (short windows: the hour itself)
 
 
-# minutes -> counts; the asset counts short windows from llm_requests, tools may pass their own
-ShortWindows = Callable[[duckdb.DuckDBPyConnection, datetime, list[int], float], dict[int, Counts]]
+# hour -> minutes -> counts; the asset counts short windows from llm_requests, tools may pass their own
+Windows = dict[datetime, dict[int, Counts]]
+ShortWindows = Callable[[duckdb.DuckDBPyConnection, list[datetime], list[int], float], Windows]
 
 
 def label(minutes: int) -> str:
@@ -44,32 +45,42 @@ def label(minutes: int) -> str:
     return f"{minutes}m"
 
 
-def short_windows(conn: duckdb.DuckDBPyConnection, hour: datetime, minutes: list[int], slow_ms: float) -> dict:
-    if not minutes or not table_exists(conn, "llm_requests"):
-        return {m: Counts(0, 0, 0, 0, 1) for m in minutes}
-    params = {"hour": hour, "end": hour + timedelta(hours=1), "slow_ms": slow_ms}
+def short_windows(
+    conn: duckdb.DuckDBPyConnection, hours: list[datetime], minutes: list[int], slow_ms: float
+) -> Windows:
+    counts = {hour: {m: Counts(0, 0, 0, 0, 1) for m in minutes} for hour in hours}
+    if not minutes or not hours or not table_exists(conn, "llm_requests"):
+        return counts
+    params = {"start": min(hours), "end": max(hours) + timedelta(hours=1), "slow_ms": slow_ms}
     params.update({f"m{i}": m for i, m in enumerate(minutes)})
-    row = one(conn, sql.short_windows_sql(len(minutes)), params)
-    return {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)}
+    for hour, *row in conn.execute(sql.short_windows_sql(len(minutes)), params).fetchall():
+        if hour in counts:
+            counts[hour] = {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)}
+    return counts
 
 
-def long_windows(conn: duckdb.DuckDBPyConnection, hour: datetime, minutes: list[int]) -> dict[int, Counts]:
-    if not minutes:
-        return {}
-    params: dict = {"hour": hour, **{f"h{i}": m // 60 for i, m in enumerate(minutes)}}
-    row = one(conn, sql.long_windows_sql(len(minutes)), params)
-    return {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)}
+def long_windows(conn: duckdb.DuckDBPyConnection, hours: list[datetime], minutes: list[int]) -> Windows:
+    if not minutes or not hours:
+        return {hour: {} for hour in hours}
+    params: dict = {"hours": hours, "longest": max(minutes) // 60, **{f"h{i}": m // 60 for i, m in enumerate(minutes)}}
+    rows = conn.execute(sql.long_windows_sql(len(minutes)), params).fetchall()
+    return {hour: {m: Counts(*row[5 * i : 5 * i + 5]) for i, m in enumerate(minutes)} for hour, *row in rows}
 
 
 def window_counts(
-    conn: duckdb.DuckDBPyConnection, hour: datetime, config: MonitoringConfig, short: ShortWindows = short_windows
-) -> dict[int, Counts]:
-    """Counts for every window the rules name, and for the SLO period."""
+    conn: duckdb.DuckDBPyConnection,
+    hours: list[datetime],
+    config: MonitoringConfig,
+    short: ShortWindows = short_windows,
+) -> Windows:
+    """Per hour, counts for every window the rules name, and for the SLO period: two statements
+    for all the hours (a range run's), not two per hour."""
     slos = config.slos
     wanted = {m for rule in [*slos.page, *slos.ticket] for m in (rule.long_minutes, rule.short_minutes)}
     wanted.add(slos.period_days * 1440)
-    counts = short(conn, hour, sorted(m for m in wanted if m <= 60), slos.latency.threshold_ms)
-    counts.update(long_windows(conn, hour, sorted(m for m in wanted if m > 60)))
+    counts = short(conn, hours, sorted(m for m in wanted if m <= 60), slos.latency.threshold_ms)
+    for hour, windows in long_windows(conn, hours, sorted(m for m in wanted if m > 60)).items():
+        counts[hour].update(windows)
     return counts
 
 

@@ -76,9 +76,9 @@ SELECT unnest($hours::TIMESTAMP[]), unnest($scopes::VARCHAR[]), unnest($metrics:
 
 
 def short_windows_sql(count: int) -> str:
-    """Requests, errors and slow calls in the last $m<i> minutes of the hour, for each window i,
-    in one pass over the hour's rows of llm_requests (60 minutes: all of the hour's rows)."""
-    within = '($m{i} >= 60 OR r."timestamp" >= $end - to_minutes($m{i}))'
+    """Per hour of $start..$end: requests, errors and slow calls in the hour's last $m<i> minutes,
+    for each window i, in one pass over the hours' rows of llm_requests (60 minutes: all of them)."""
+    within = '($m{i} >= 60 OR r."timestamp" >= r.hour + INTERVAL 1 HOUR - to_minutes($m{i}))'
     cols = ",\n       ".join(
         f"""count(*) FILTER ({within.format(i=i)}),
        count(*) FILTER ({within.format(i=i)} AND status = 'error'),
@@ -87,24 +87,27 @@ def short_windows_sql(count: int) -> str:
        1"""
         for i in range(count)
     )
-    return f"SELECT {cols} FROM llm_requests r WHERE r.hour = $hour"
+    return f"SELECT r.hour, {cols} FROM llm_requests r WHERE r.hour >= $start AND r.hour < $end GROUP BY r.hour"
 
 
 def _within_hours(i: int) -> str:
-    return f"hour > $hour - to_hours($h{i}) AND hour <= $hour"
+    return f"m.hour > h.hour - to_hours($h{i})"
 
 
 def long_windows_sql(count: int) -> str:
-    """Requests, errors and slow calls over the $h<i> hours ending with the hour, from
-    hourly_metrics; slow calls only from hours that counted them (history from before the column
-    is unknown, not fast), so each window also returns the requests its slow count covers, and
-    how many of its hours hourly_metrics holds."""
+    """Per hour of $hours: requests, errors and slow calls over the $h<i> hours ending with it,
+    from hourly_metrics; slow calls only from hours that counted them (history from before the
+    column is unknown, not fast), so each window also returns the requests its slow count covers,
+    and how many of its hours hourly_metrics holds."""
     cols = ",\n       ".join(
-        f"""coalesce(sum(requests) FILTER ({_within_hours(i)}), 0),
-       coalesce(sum(errors) FILTER ({_within_hours(i)}), 0),
-       coalesce(sum(slow_requests) FILTER ({_within_hours(i)}), 0),
-       coalesce(sum(requests) FILTER ({_within_hours(i)} AND slow_requests IS NOT NULL), 0),
-       count(*) FILTER ({_within_hours(i)})"""
+        f"""coalesce(sum(m.requests) FILTER ({_within_hours(i)}), 0),
+       coalesce(sum(m.errors) FILTER ({_within_hours(i)}), 0),
+       coalesce(sum(m.slow_requests) FILTER ({_within_hours(i)}), 0),
+       coalesce(sum(m.requests) FILTER ({_within_hours(i)} AND m.slow_requests IS NOT NULL), 0),
+       count(m.hour) FILTER ({_within_hours(i)})"""
         for i in range(count)
     )
-    return f"SELECT {cols} FROM hourly_metrics"
+    return (
+        f"SELECT h.hour, {cols} FROM (SELECT unnest($hours) AS hour) h"
+        " LEFT JOIN hourly_metrics m ON m.hour > h.hour - to_hours($longest) AND m.hour <= h.hour GROUP BY h.hour"
+    )
