@@ -1,4 +1,4 @@
-"""Range runs (a backfill puts up to a day of hours in one run): every hour is written, checked and
+"""Range runs (a backfill puts up to a week of hours in one run): every hour is written, checked and
 recorded on its own, the alerts read each hour's evaluations, and a single-hour run is unchanged."""
 
 from datetime import timedelta
@@ -11,7 +11,8 @@ from monitoring_pipeline.definitions import defs
 from monitoring_pipeline.defs.baselines.assets import metric_anomalies
 from monitoring_pipeline.defs.metrics.checks import THRESHOLD_CHECKS
 from monitoring_pipeline.defs.review.judge import judge_verdicts
-from monitoring_pipeline.lib.hourly import BACKFILL_POLICY, state_changes
+from monitoring_pipeline.lib import hourly
+from monitoring_pipeline.lib.hourly import BACKFILL_POLICY, Hours, state_changes
 from monitoring_pipeline.resources import DuckDBWarehouse
 from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION, record
 from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
@@ -108,11 +109,12 @@ def test_hourly_range_run_opens_the_incident_at_its_own_hour(logs, resources, in
     assert all(row[3] in KEYS for row in incidents)
 
 
-def test_hourly_monitoring_backfills_a_day_per_run():
+def test_hourly_monitoring_backfills_a_week_per_run():
     """Every hourly asset in the job carries the policy: one without it would put the whole
     backfill back to one hour per run."""
     job = defs.resolve_job_def("hourly_monitoring")
     assert job.backfill_policy == BACKFILL_POLICY
+    assert BACKFILL_POLICY.max_partitions_per_run == 168  # MONITORING_BACKFILL_HOURS_PER_RUN unset
 
 
 def test_hourly_range_run_of_a_subset_reports_only_what_was_selected(logs, resources, instance, query):
@@ -153,15 +155,33 @@ TABLES = {  # every table the hourly assets write, with the columns that differ 
 VOLATILE_METADATA = {"hours_in_run", "evaluation_seconds"}
 
 
+def test_hourly_windows_hold_at_most_the_cap_each():
+    hours = Hours(KEYS + ["2026-03-01-13:00"], HOURS + [HOURS[-1] + timedelta(hours=1)])
+    rows = {HOURS[0]: 40, HOURS[1]: 60, HOURS[2]: 500}  # the last hour holds nothing
+    assert [w.keys for w in hours.windows(rows, 100)] == [KEYS[:2], [KEYS[2]], ["2026-03-01-13:00"]]
+    assert [w.keys for w in hours.windows(rows, 99)] == [[KEYS[0]], [KEYS[1]], [KEYS[2]], ["2026-03-01-13:00"]]
+    assert [w.keys for w in hours.windows({}, 1)] == [hours.keys]
+    assert [w.window for w in hours.windows(rows, 100)][1] == {"start": HOURS[2], "end": HOURS[2] + timedelta(hours=1)}
+
+
 @pytest.mark.slow  # every hourly asset, three hours, twice
-def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(logs, resources, instance, tmp_path):
+# One window for the run, then windows of 2 hours and 1 (40 + 60 + 1 calls, then 80): the same results.
+@pytest.mark.parametrize("rows_per_statement", [hourly.ROWS_PER_STATEMENT, 110])
+def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(
+    logs, resources, instance, tmp_path, monkeypatch, rows_per_statement
+):
     """The core property of range runs: the same rows in every table, the same metadata per hour,
-    and each recorded check evaluation the same as the single-hour run's for that hour."""
+    and each recorded check evaluation the same as the single-hour run's for that hour, whether the
+    run's statements cover all of its hours or a few at a time (hours of many calls)."""
+    monkeypatch.setattr(hourly, "ROWS_PER_STATEMENT", rows_per_statement)
     write_hours(logs)
     logs.lines(['{"request_id": "broken', "[]"], HOURS[2], name="bad.jsonl")  # quarantine has rows too
     refusal = record(0, HOURS[0], request_id="refused", response="I'm sorry, but I can't help with that.")
     logs.records([refusal], HOURS[0], name="flagged.jsonl")  # and evaluation_flags
     ranged = dg.materialize(HOURLY_ASSETS, resources=resources, instance=instance, tags=_range_tags())
+    messages = [e.user_message for e in instance.all_logs(ranged.run_id)]
+    windowed = sum("3 hours in 2 windows of at most 110 rows" in m for m in messages)
+    assert windowed == (0 if rows_per_statement > 1000 else 5)  # the steps after ingest, which weighs log bytes
     single_db = tmp_path / "single.duckdb"
     single = {**resources, "warehouse": DuckDBWarehouse(database=str(single_db))}
     single_evaluations = {}

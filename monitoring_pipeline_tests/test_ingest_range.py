@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from monitoring_pipeline.defs.ingest.assets import ALLOW_DELETED_FILES, llm_requests
+from monitoring_pipeline.lib import hourly
 from monitoring_pipeline.resources import DuckDBWarehouse
 from monitoring_pipeline_tests.conftest import HOUR, record
 from monitoring_pipeline_tests.test_alerts import key
@@ -168,6 +169,14 @@ def test_ingest_range_run_writes_and_records_each_hour_as_its_own_run(logs, reso
         "truncated_last_line": 1,
     }
     assert meta[KEYS[6]]["llm_requests"]["unreadable_files"] == 1
+
+
+def test_ingest_range_run_in_windows_of_a_few_hours_writes_and_records_the_same(logs, resources, tmp_path, monkeypatch):
+    """Hours of many calls are read a few at a time (windows by the files' sizes), to the same end."""
+    monkeypatch.setattr(hourly, "ROWS_PER_STATEMENT", 1)  # every hour a window of its own
+    write_dirty_hours(logs, tmp_path)
+    ranged = assert_range_equals_hours(resources, tmp_path)[1]
+    assert any("7 hours in 7 windows of at most 1 rows" in m for m in ranged.messages)
 
 
 def test_ingest_range_run_with_an_unreadable_file_replaces_each_hour_as_its_own_run(logs, resources, tmp_path):

@@ -6,8 +6,10 @@ one event per check per hour, spends most of its time on Dagster, not on the dat
 `BACKFILL_POLICY` lets a backfill put up to `HOURS_PER_RUN` hours in one run, and two decorators
 adapt an hourly asset's body to it:
 
-- `per_run`: the body runs once per run, over all of its hours (`Hours`): set-based SQL over the
+- `per_run`: the body runs once per window of the run's hours (`Hours`): set-based SQL over the
   window (`hour >= $start AND hour < $end`, grouped by hour), then one `HourResults` per hour.
+  A window is the whole run unless its hours hold more than `ROWS_PER_STATEMENT` calls (weighed
+  before the body runs): a week of hours of a million calls each is worked a few hours at a time.
 - `per_hour`: the body runs once per hour of the run, on one DuckDB connection, thinking in one
   hour (`context.partition_time_window` is the hour's); for work that is per hour by nature.
 
@@ -50,14 +52,18 @@ import dagster as dg
 
 
 def _hours_per_run() -> int:
-    value = os.environ.get("MONITORING_BACKFILL_HOURS_PER_RUN", "24")
+    value = os.environ.get("MONITORING_BACKFILL_HOURS_PER_RUN", "168")
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"MONITORING_BACKFILL_HOURS_PER_RUN={value!r}: expected a whole number of hours >= 1")
     return int(value)
 
 
-# A day by default; fewer for hours of millions of calls (a run's statements cover all its hours).
+# A week by default: a run's process start and its hand-offs cost seconds, an hour of a few hundred
+# calls milliseconds. Statements stay bounded by ROWS_PER_STATEMENT whatever the run's length; the
+# run's length is bounded by run_monitoring's max runtime (an hour): at ~1M calls an hour, use 24.
 HOURS_PER_RUN = _hours_per_run()
+# The calls one set-based statement covers at most, over the hours of a window.
+ROWS_PER_STATEMENT = 2_000_000
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=HOURS_PER_RUN)
 
 Result = dg.MaterializeResult | dg.AssetCheckResult
@@ -91,6 +97,18 @@ class Hours:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def windows(self, rows: dict[datetime, int], cap: int) -> list[Hours]:
+        """Consecutive runs of these hours, each holding at most `cap` rows (an hour over the cap
+        alone), by the rows each hour holds (hours not in `rows` weigh nothing)."""
+        windows, first, total = [], 0, 0
+        for i, start in enumerate(self.starts):
+            if i > first and total + rows.get(start, 0) > cap:
+                windows.append(Hours(self.keys[first:i], self.starts[first:i]))
+                first, total = i, 0
+            total += rows.get(start, 0)
+        windows.append(Hours(self.keys[first:], self.starts[first:]))
+        return windows
+
 
 class HourResults(NamedTuple):
     """What one hour of a run yields: its MaterializeResult(s) (with their check_results) and any
@@ -108,21 +126,45 @@ def run_hours(context: dg.AssetExecutionContext) -> Hours:
     return Hours(keys, starts)
 
 
-def per_run(fn: Callable[..., Iterable[HourResults]]) -> Callable[..., Iterator[Any]]:
-    """Run an hourly asset's body once per run, over all its hours (see the module docstring):
-    `fn(context, hours, **resources)` yields one HourResults per hour."""
+Weigh = Callable[..., dict[datetime, int]]
 
-    @functools.wraps(fn)
-    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        hours = run_hours(context)
-        yield from _record(context, hours, fn(context, hours, *args, **kwargs))
 
-    # Dagster reads the asset's inputs and resources from the signature: `hours` is neither.
-    signature = inspect.signature(fn)
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p for name, p in signature.parameters.items() if name != "hours"]
-    )
-    return wrapper
+def requests_per_hour(hours: Hours, warehouse: Any = None, **_: Any) -> dict[datetime, int]:
+    """Rows of llm_requests per hour: what every asset downstream of ingest reads."""
+    from monitoring_pipeline.lib.db import table_exists
+
+    if warehouse is None:
+        return {}
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "llm_requests"):
+            return {}
+        query = "SELECT hour, count(*) FROM llm_requests WHERE hour >= $start AND hour < $end GROUP BY hour"
+        return dict(conn.execute(query, hours.window).fetchall())
+
+
+def per_run(fn: Callable[..., Iterable[HourResults]] | None = None, *, weigh: Weigh = requests_per_hour) -> Any:
+    """Run an hourly asset's body once per window of its run's hours (see the module docstring):
+    `fn(context, hours, **resources)` yields one HourResults per hour. `weigh(hours, **resources)`
+    gives the rows per hour that decide the windows of a range run."""
+
+    def decorate(fn: Callable[..., Iterable[HourResults]]) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(fn)
+        def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            hours = run_hours(context)
+            windows = hours.windows(weigh(hours, **kwargs), ROWS_PER_STATEMENT) if len(hours) > 1 else [hours]
+            if len(windows) > 1:
+                context.log.info(f"{len(hours)} hours in {len(windows)} windows of at most {ROWS_PER_STATEMENT:,} rows")
+            results = (hour for window in windows for hour in fn(context, window, *args, **kwargs))
+            yield from _record(context, hours, results)
+
+        # Dagster reads the asset's inputs and resources from the signature: `hours` is neither.
+        signature = inspect.signature(fn)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for name, p in signature.parameters.items() if name != "hours"]
+        )
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)
 
 
 def per_hour(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:

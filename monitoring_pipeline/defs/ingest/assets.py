@@ -1,7 +1,9 @@
 """llm_logs -> llm_requests + quarantine: each hour's files, validated in DuckDB, idempotently (load.py)."""
 
+import math
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -14,12 +16,30 @@ from monitoring_pipeline.defs.ingest.logs import llm_logs
 from monitoring_pipeline.lib import hourly, markdown
 from monitoring_pipeline.lib.checks import FAIL, Scope, check_result, judge
 from monitoring_pipeline.lib.partitions import hourly_partitions
-from monitoring_pipeline.resources import DuckDBWarehouse, HourFiles, LogSource, MonitoringSettings
+from monitoring_pipeline.resources import DuckDBWarehouse, HourFiles, LogSource, MonitoringSettings, folder_files
 
 QUARANTINE_RATE = "quarantine_rate"
 # Run tag: let a re-run replace the rows of files that are gone from the hour's folder (expired by
 # the log shipper, say) with nothing. Without it such a run fails before it changes anything.
 ALLOW_DELETED_FILES = "monitoring/allow_deleted_files"
+
+
+# Lines per byte of log file, to weigh a range run's hours before reading them (hourly.per_run):
+# a line of JSON is ~0.9 KB (bench's generated calls; longer prompts make fewer lines, smaller
+# windows), and gzip packs such text ~5-8x (counted as 10x, erring towards smaller windows).
+BYTES_PER_LINE = {".jsonl": 900, ".gz": 90}
+
+
+def lines_in_logs(hours: hourly.Hours, logs: LogSource, **_: object) -> dict[datetime, int]:
+    """Estimated lines per hour from its files' sizes (a bucket's are not listed: one window)."""
+    if logs.is_remote:
+        return {}
+    return {
+        hour: math.ceil(
+            sum(info.st_size / BYTES_PER_LINE[path.suffix] for path, info in folder_files(Path(logs.hour_dir(hour))))
+        )
+        for _, hour in hours
+    }
 
 
 def _add_field_columns(conn: duckdb.DuckDBPyConnection) -> None:
@@ -59,7 +79,7 @@ def _add_field_columns(conn: duckdb.DuckDBPyConnection) -> None:
     ],
     pool="duckdb",
 )
-@hourly.per_run
+@hourly.per_run(weigh=lines_in_logs)
 def llm_requests(
     context: dg.AssetExecutionContext,
     hours: hourly.Hours,
