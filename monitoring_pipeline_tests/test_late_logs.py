@@ -8,7 +8,7 @@ import pytest
 
 from monitoring_pipeline.definitions import defs
 from monitoring_pipeline.defs.ingest.assets import llm_requests
-from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor
+from monitoring_pipeline.defs.ingest.late_logs import late_logs_sensor, recorded_fingerprints
 from monitoring_pipeline.resources import LogSource
 from monitoring_pipeline_tests.conftest import HOUR, PARTITION, record
 
@@ -123,3 +123,20 @@ def test_late_logs_change_already_read_by_a_run_requests_nothing(logs, resources
     tick = _tick(instance, resources, baseline.cursor)
     assert tick.run_requests == []
     assert json.loads(tick.cursor)[PARTITION] != json.loads(baseline.cursor)[PARTITION]
+
+
+def test_late_logs_recorded_fingerprints_are_each_hours_latest_in_a_few_queries(instance):
+    """After a backfill a tick looks up hundreds of hours at once: each gets its latest
+    materialization's fingerprint, across the lookup's pages of 100 hours."""
+    keys = [(HOUR + timedelta(hours=i)).strftime("%Y-%m-%d-%H:%M") for i in range(150)]
+    for i, key in enumerate(keys):
+        metadata = {} if i == 7 else {"log_fingerprint": f"first-{i}"}  # hour 7: recorded before fingerprints
+        instance.report_runless_asset_event(dg.AssetMaterialization("llm_requests", partition=key, metadata=metadata))
+    for i in (0, 120):  # re-runs: the latest counts
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("llm_requests", partition=keys[i], metadata={"log_fingerprint": f"again-{i}"})
+        )
+    found = recorded_fingerprints(instance, [*keys, "2026-01-01-00:00"])  # and an hour never materialized
+    assert found == {
+        key: None if i == 7 else (f"again-{i}" if i in (0, 120) else f"first-{i}") for i, key in enumerate(keys)
+    }
