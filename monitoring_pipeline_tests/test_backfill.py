@@ -1,5 +1,5 @@
 """A backfill through the real daemon, launched as the UI launches one (the launchPartitionBackfill
-mutation on hourly_monitoring) with the repo's dagster.yaml: the daemon puts up to a day of hours
+mutation on hourly_monitoring) with the repo's dagster.yaml: the daemon puts up to a week of hours
 in each run, every hour ends up in every table and every hourly asset's partitions, each run
 records its checks at its first and last hour, and no run fails.
 The 28-day version is `monitoring-pipeline bench-backfill --days 28`."""
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_backfill_ranged_runs_through_the_daemon_fill_every_hour(tmp_path):
     first_day = (datetime.now(timezone.utc) - timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)
     setup = prepare(tmp_path, first_day, days=1, volume=20)
-    env = {**setup["env"], "MONITORING_BACKFILL_HOURS_PER_RUN": "4"}  # a day per run by default
+    env = {**setup["env"], "MONITORING_BACKFILL_HOURS_PER_RUN": "4"}  # a week per run by default
     result = run_backfill(tmp_path, first_day, hours=6, env=env, timeout_s=600)
     assert result["runs"] == 2  # 4 hours + 2 hours, not 6 runs
     assert result["hours_per_run"] == 4

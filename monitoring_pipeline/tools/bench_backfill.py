@@ -2,7 +2,7 @@
 and `dagster job backfill`, over days of demo logs. Reports wall time, runs, hours/s, failed runs,
 lock errors. The CLI creates the same job backfill as the UI's "Launch backfill" on
 hourly_monitoring (a PartitionBackfill the daemon submits), so the daemon applies the assets'
-backfill policy to it alike: ranges of up to a day per run.
+backfill policy to it alike: ranges of up to a week per run.
 
     monitoring-pipeline bench-backfill --days 7 --volume 100
 """
@@ -278,7 +278,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--via",
         choices=("ui", "cli"),
         default="ui",
-        help="ui (default): the UI's launchPartitionBackfill mutation, a day of hours per run; "
+        help="ui (default): the UI's launchPartitionBackfill mutation, a week of hours per run; "
         "cli: `dagster job backfill`, which launches one run per hour",
     )
 

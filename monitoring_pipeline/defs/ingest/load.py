@@ -1,6 +1,6 @@
 """Replace the rows of a run's hours in llm_requests and quarantine: every file of every hour read
 at once (sql.py's fast pass), each line judged against its own file's hour, in one transaction.
-A backfill's run of a day of hours pays each statement's fixed cost (planning the generated SQL,
+A backfill's run of many hours pays each statement's fixed cost (planning the generated SQL,
 most of an hour's time at ~200 lines) once instead of once an hour."""
 
 import os
