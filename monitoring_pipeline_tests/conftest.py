@@ -278,8 +278,7 @@ SLOWEST_FIRST = (
     "test_demo.py::",  # ~110: the demo, twice
     "test_alerts_oncall.py::test_backfill_through_the_daemon",  # ~80, mostly waiting on the daemon
     "test_bench.py::",  # ~50
-    "test_ui_browser.py::",  # ~50
-    "test_webserver.py::",  # ~20
+    "test_webserver.py::",  # ~50: dagster dev, GraphQL, then Chromium on two pages
 )
 
 
