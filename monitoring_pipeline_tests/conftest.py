@@ -154,9 +154,11 @@ def start_from(tmp_path_factory, tmp_path):
     layout as a test's tmp_path: logs/, config.yaml, monitoring.duckdb, review/, ...), with the
     environment as isolated as a test's; every call copies that folder's files, except
     config.yaml, into tmp_path. xdist's workers share the folder (the first builds it, under a
-    lock). The copied tables are what the test would have built itself, except that paths in them
-    (llm_requests.source_file) name the build folder's log files: a test that ingests those hours
-    again must build its own. The test's Dagster instance does not have the build's runs."""
+    lock). Symlinks are copied as links (to the same targets). The copied tables are what the test
+    would have built itself, except that paths in them (llm_requests.source_file) name the build
+    folder's log files: ingest matches files by name, so a test may ingest those hours again, but
+    rows it compares with a fresh build's will differ in those paths. The test's Dagster instance
+    does not have the build's runs."""
 
     def start(name: str, build) -> None:
         shared = tmp_path_factory.getbasetemp()
@@ -173,7 +175,9 @@ def start_from(tmp_path_factory, tmp_path):
                         env.delenv(var, raising=False)
                     build(root)
                 (root / BUILT).touch()
-        shutil.copytree(root, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml", BUILT))
+        shutil.copytree(
+            root, tmp_path, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.yaml", BUILT)
+        )
 
     return start
 
