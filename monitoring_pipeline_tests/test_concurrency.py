@@ -11,31 +11,12 @@ import pytest
 
 from monitoring_pipeline.lib.partitions import partition_key
 from monitoring_pipeline.resources import DuckDBWarehouse
+from monitoring_pipeline_tests import hour_process
 from monitoring_pipeline_tests.conftest import HOUR, record
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
-
-# One hour's materialization in its own OS process, on its own Dagster instance: nothing but
-# DuckDB's file lock (and the warehouse's connect retry) stands between the processes. The instance
-# is in memory: which storage records the run does not matter here, and a temporary SQLite one
-# costs each process a second or two to create.
-RUN_HOUR = """
-import sys, dagster as dg
-from monitoring_pipeline.defs.ingest.assets import llm_requests
-from monitoring_pipeline.defs.metrics.assets import hourly_metrics
-from monitoring_pipeline.defs.review.sample import review_sample
-from monitoring_pipeline.resources import DuckDBWarehouse, LogSource, MonitoringSettings
-db, logs, config, partition, timeout = sys.argv[1:6]
-resources = {"warehouse": DuckDBWarehouse(database=db, connect_timeout_s=float(timeout)),
-             "logs": LogSource(log_dir=logs), "settings": MonitoringSettings(config_path=config)}
-with dg.DagsterInstance.ephemeral() as instance:
-    result = dg.materialize([llm_requests, hourly_metrics, review_sample], partition_key=partition,
-                            resources=resources, instance=instance, raise_on_error=False)
-print("ok" if result.success else "failed")
-sys.exit(0 if result.success else 1)
-"""
 
 # Holds a read-only connection open for argv[2] seconds: someone querying the file.
 READER = """
@@ -58,8 +39,9 @@ def _start(code: str, *args) -> subprocess.Popen:
     )
 
 
-def _run_hour(tmp_path, logs, config_file, partition: str, timeout: float = 120.0) -> subprocess.Popen:
-    return _start(RUN_HOUR, tmp_path / "monitoring.duckdb", logs.root, config_file.path, partition, timeout)
+def _run_hour(tmp_path, logs, config_file, partition: str, timeout: float = 120.0) -> hour_process.HourProcess:
+    """One hour's materialization in its own OS process, on its own Dagster instance."""
+    return hour_process.start(tmp_path / "monitoring.duckdb", logs.root, config_file.path, partition, timeout, tmp_path)
 
 
 def test_concurrency_processes_materializing_different_hours_all_succeed(tmp_path, logs, config_file, query):

@@ -2,6 +2,7 @@
 recorded on its own, the alerts read each hour's evaluations, and a single-hour run is unchanged."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import dagster as dg
 import duckdb
@@ -14,7 +15,17 @@ from monitoring_pipeline.defs.review.judge import judge_verdicts
 from monitoring_pipeline.lib import hourly
 from monitoring_pipeline.lib.hourly import BACKFILL_POLICY, Hours, state_changes
 from monitoring_pipeline.resources import DuckDBWarehouse
-from monitoring_pipeline_tests.conftest import ALL_ASSETS, HOUR, PARTITION, record
+from monitoring_pipeline_tests.conftest import (
+    ALL_ASSETS,
+    HOUR,
+    ISOLATED_VARS,
+    PARTITION,
+    LogWriter,
+    config_writer,
+    folder_resources,
+    read_rows,
+    record,
+)
 from monitoring_pipeline_tests.test_alerts import hour_with, key, tick
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
@@ -44,19 +55,35 @@ def latest_metadata(instance, asset: str, partition: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def test_hourly_range_run_writes_every_hour_in_every_table(logs, resources, instance, query):
-    write_hours(logs)
-    assert run_range(resources, instance).success
+@pytest.fixture(scope="module")
+def ranged(tmp_path_factory):
+    """write_hours' three hours run once as one range run, for the tests that read what it did (a
+    range run of the hourly assets is ~1.5 s of CPU): its folder (a test's tmp_path layout), its
+    resources, the instance that recorded it, and its result. Tests may add to it (an alert tick),
+    not change what the others read."""
+    root = tmp_path_factory.mktemp("ranged")
+    config_writer(root)
+    write_hours(LogWriter(root / "logs"))
+    resources = folder_resources(root)
+    with dg.DagsterInstance.ephemeral() as instance:
+        with pytest.MonkeyPatch.context() as env:  # as isolated as a test (a module fixture runs before its autouse)
+            for var in ISOLATED_VARS:
+                env.delenv(var, raising=False)
+            result = run_range(resources, instance)
+        yield SimpleNamespace(root=root, resources=resources, instance=instance, result=result)
+
+
+def test_hourly_range_run_writes_every_hour_in_every_table(ranged):
+    query = lambda sql: read_rows(ranged.root / "monitoring.duckdb", sql)  # noqa: E731
+    assert ranged.result.success
     for table in ("llm_requests", "hourly_metrics", "hourly_model_metrics", "review_sample"):
         assert query(f"SELECT count(DISTINCT hour) FROM {table}") == [(3,)], table
     assert query("SELECT requests FROM hourly_metrics ORDER BY hour") == [(n,) for n in REQUESTS]
 
 
-def test_hourly_range_run_records_each_checks_state_changes_at_their_hours(logs, resources, instance):
-    write_hours(logs)
-    result = run_range(resources, instance)
+def test_hourly_range_run_records_each_checks_state_changes_at_their_hours(ranged):
     by_check: dict[str, dict[str | None, bool]] = {}
-    for evaluation in result.get_asset_check_evaluations():
+    for evaluation in ranged.result.get_asset_check_evaluations():
         by_check.setdefault(evaluation.check_name, {})[evaluation.partition] = evaluation.passed
     expected = {key.name for a in ALL_ASSETS for key in a.check_keys}  # every check of the hourly assets
     assert {c.name for c in THRESHOLD_CHECKS} | {"quarantine_rate"} <= expected
@@ -72,9 +99,8 @@ def test_hourly_range_run_records_each_checks_state_changes_at_their_hours(logs,
             assert hours[KEYS[1]] is False or hours[KEYS[0]] is False, check
 
 
-def test_hourly_range_run_latest_materialization_carries_the_hours_figures(logs, resources, instance):
-    write_hours(logs)
-    run_range(resources, instance)
+def test_hourly_range_run_latest_materialization_carries_the_hours_figures(ranged):
+    instance = ranged.instance
     for partition, n in zip(KEYS, REQUESTS, strict=True):
         assert latest_metadata(instance, "hourly_metrics", partition)["requests"] == n
         assert latest_metadata(instance, "llm_requests", partition)["rows_ingested"] == n
@@ -96,14 +122,12 @@ def test_hourly_single_hour_run_records_what_it_did_before(logs, resources, inst
     assert all(e.target_materialization_data for e in result.get_asset_check_evaluations())
 
 
-def test_hourly_range_run_opens_the_incident_at_its_own_hour(logs, resources, instance, slack, tmp_path):
-    write_hours(logs)
-    run_range(resources, instance)
-    tick(resources, instance, HOURS[-1] + timedelta(hours=1, minutes=10))
-    with duckdb.connect(str(tmp_path / "alerts.duckdb"), read_only=True) as conn:
-        incidents = conn.execute(
-            "SELECT check_name, scope, state, first_partition, last_partition FROM incidents ORDER BY ALL"
-        ).fetchall()
+def test_hourly_range_run_opens_the_incident_at_its_own_hour(ranged, slack):
+    tick(ranged.resources, ranged.instance, HOURS[-1] + timedelta(hours=1, minutes=10))
+    incidents = read_rows(
+        ranged.root / "alerts.duckdb",
+        "SELECT check_name, scope, state, first_partition, last_partition FROM incidents ORDER BY ALL",
+    )
     # 11:00 opened it, 12:00 (healthy) resolved it: the range was read hour by hour.
     assert ("error_rate", "all", "resolved", KEYS[1], KEYS[2]) in incidents
     assert all(row[3] in KEYS for row in incidents)

@@ -3,6 +3,7 @@ rows and records the same per-hour metadata and check results as runs of each ho
 
 import json
 import os
+import pickle
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -13,7 +14,7 @@ import pytest
 from monitoring_pipeline.defs.ingest.assets import ALLOW_DELETED_FILES, llm_requests
 from monitoring_pipeline.lib import hourly
 from monitoring_pipeline.resources import DuckDBWarehouse
-from monitoring_pipeline_tests.conftest import HOUR, record
+from monitoring_pipeline_tests.conftest import HOUR, LogWriter, config_writer, folder_resources, record
 from monitoring_pipeline_tests.test_alerts import key
 
 # Range runs against runs of each hour alone: several hours materialized twice (make test runs it).
@@ -137,6 +138,11 @@ def _latest_metadata(instance, asset: str, partition: str) -> dict:
 
 def assert_range_equals_hours(resources, tmp_path, tags=None) -> tuple[Recorded, Recorded]:
     alone, ranged = _one_by_one(resources, tmp_path, tags), _ranged(resources, tmp_path, tags)
+    assert_same(alone, ranged)
+    return alone, ranged
+
+
+def assert_same(alone: Recorded, ranged: Recorded) -> None:
     assert ranged.success
     assert ranged.tables == alone.tables
     assert ranged.metadata == alone.metadata
@@ -144,16 +150,31 @@ def assert_range_equals_hours(resources, tmp_path, tags=None) -> tuple[Recorded,
     assert {KEYS[0], KEYS[-1]} <= set(ranged.checks)
     assert ranged.checks == {k: alone.checks[k] for k in ranged.checks}
     assert all(alone.checks[k][0] for k in set(KEYS) - set(ranged.checks))  # the hours left out passed
-    return alone, ranged
+
+
+def ingested_both_ways(start_from, tmp_path) -> tuple[Recorded, Recorded]:
+    """write_dirty_hours' hours ingested hour by hour (one_by_one.duckdb) and as one range
+    (ranged.duckdb): built once per session (16 runs' worth of Dagster time, 8 of them shared),
+    copied into tmp_path with the logs; returns what each way recorded."""
+
+    def build(root):
+        write_dirty_hours(LogWriter(root / "logs"), root)
+        config_writer(root)
+        resources = folder_resources(root)
+        recorded = _one_by_one(resources, root), _ranged(resources, root)
+        (root / "recorded.pickle").write_bytes(pickle.dumps(recorded))
+
+    start_from("dirty hours ingested both ways", build)
+    return pickle.loads((tmp_path / "recorded.pickle").read_bytes())
 
 
 def _one_by_one_in_range(recorded: Recorded) -> bool:
     return any("hours one by one" in m for m in recorded.messages)
 
 
-def test_ingest_range_run_writes_and_records_each_hour_as_its_own_run(logs, resources, tmp_path):
-    write_dirty_hours(logs, tmp_path)
-    alone, ranged = assert_range_equals_hours(resources, tmp_path)
+def test_ingest_range_run_writes_and_records_each_hour_as_its_own_run(start_from, tmp_path):
+    alone, ranged = ingested_both_ways(start_from, tmp_path)
+    assert_same(alone, ranged)
     assert not _one_by_one_in_range(ranged)  # one read of all the hours' files
     meta = alone.metadata
     # The hours are what they say: the fast path held for all of them (no hour staged file by file).
@@ -197,9 +218,9 @@ def test_ingest_range_rerun_replaces_its_hours_with_the_same_rows(logs, resource
     assert len(first.tables[0]) == 21
 
 
-def test_ingest_range_with_files_gone_fails_before_changing_any_hour(logs, resources, tmp_path):
-    write_dirty_hours(logs, tmp_path)
-    before = _ranged(resources, tmp_path).tables
+def test_ingest_range_with_files_gone_fails_before_changing_any_hour(start_from, logs, resources, tmp_path):
+    ingested_both_ways(start_from, tmp_path)
+    before = _tables(tmp_path / "ranged.duckdb")
     (logs.folder(HOURS[1]) / "b.jsonl").unlink()
     (logs.folder(HOURS[6]) / "a.jsonl").unlink()
     (logs.folder(HOURS[0]) / "late.jsonl").write_text(json.dumps(record(7)) + "\n")  # would change h[0]
@@ -211,10 +232,8 @@ def test_ingest_range_with_files_gone_fails_before_changing_any_hour(logs, resou
     assert ALLOW_DELETED_FILES in message
 
 
-def test_ingest_range_with_files_gone_allowed_records_them_per_hour(logs, resources, tmp_path):
-    write_dirty_hours(logs, tmp_path)
-    _ranged(resources, tmp_path)
-    _one_by_one(resources, tmp_path)
+def test_ingest_range_with_files_gone_allowed_records_them_per_hour(start_from, logs, resources, tmp_path):
+    ingested_both_ways(start_from, tmp_path)
     (logs.folder(HOURS[1]) / "b.jsonl").unlink()
     meta = assert_range_equals_hours(resources, tmp_path, tags={ALLOW_DELETED_FILES: "true"})[0].metadata
     assert meta[KEYS[1]]["llm_requests"]["files_gone"] == {"b.jsonl": 2}

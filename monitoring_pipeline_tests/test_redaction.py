@@ -167,6 +167,7 @@ def scrub(text: str) -> str:
         r"[0-9]+\.[0-9]+",
         r"/tmp/[^ '\"]*",
         r"'threshold/\w+': \w+\(value=[0-9.]+\)",  # the configured thresholds plotted beside the metrics
+        r"'log_fingerprint': TextMetadataValue\(text='[0-9a-f]+'\)",  # a hash of the hour's file listing
     ):
         text = re.sub(pattern, " ", text)
     return text
