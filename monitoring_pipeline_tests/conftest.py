@@ -306,14 +306,14 @@ DAEMON_CHAIN = (
     "test_backfill.py::test_backfill_ranged_runs_through_the_daemon",  # ~110: thirty hours backfilled
     "test_alerts_oncall.py::test_backfill_through_the_daemon",  # ~80
 )
-# Then the slowest of the rest, slowest first (wall seconds on the 2-core box): started first, each
-# runs beside the others and the quick tests instead of after them. Other slow tests follow, then
-# the rest.
+# Then the slowest of the rest, slowest first (wall seconds in make test on the 2-core box, three
+# workers; alone they take about a third less): started first, each runs beside the others and the
+# quick tests instead of after them. Other slow tests follow, then the rest.
 SLOWEST_FIRST = (
-    "test_demo.py::",  # ~115: the demo, twice
-    "test_webserver.py::",  # ~50: dagster dev, GraphQL, then Chromium on two pages
-    "test_bench.py::",  # ~45
-    "test_concurrency.py::",  # 5-10 each: processes that take turns at one DuckDB file
+    "test_demo.py::",  # ~150: the demo, twice
+    "test_webserver.py::",  # ~70: dagster dev, GraphQL, then Chromium on two pages
+    "test_bench.py::",  # ~60
+    "test_concurrency.py::",  # 6-13 each: processes that take turns at one DuckDB file
 )
 
 
