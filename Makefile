@@ -22,8 +22,8 @@ demo: $(BIN)/.installed
 
 # Everything CI runs: lint, then every test (the daemon, the webserver and the benchmark included).
 # The tests are independent (each has its own temp folder, DuckDB file, Dagster instance and
-# ports). Three workers on two cores: the first spends ~190 s on the two daemon tests, mostly
-# waiting on dagster-daemon (conftest.py puts them there), while the other two keep both cores busy.
+# ports). Three workers on two cores: the first starts with the daemon test (~110 s), mostly
+# waiting on dagster-daemon (conftest.py puts it there), while the other two keep both cores busy.
 test: lint
 	$(BIN)/pytest -q -n 3
 

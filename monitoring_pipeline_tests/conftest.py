@@ -299,13 +299,10 @@ def slack(monkeypatch):
     server.stop()
 
 
-# The two tests that drive dagster-daemon spend most of their ~190 s waiting on it (~50 s of CPU, the
-# daemon's runs): they go first, one behind the other on the first worker, while the other workers
-# run everything else on the two cores.
-DAEMON_CHAIN = (
-    "test_backfill.py::test_backfill_ranged_runs_through_the_daemon",  # ~110: thirty hours backfilled
-    "test_alerts_oncall.py::test_backfill_through_the_daemon",  # ~80
-)
+# The test that drives dagster-daemon spends most of its ~110 s waiting on it (the daemon's loops
+# and runs): it goes first, on the first worker, while the other workers run everything else on the
+# two cores.
+DAEMON_CHAIN = ("test_backfill.py::test_backfill_ranged_runs_through_the_daemon",)
 # Then the slowest of the rest, slowest first (wall seconds in make test on the 2-core box, three
 # workers; alone they take about a third less): started first, each runs beside the others and the
 # quick tests instead of after them. Other slow tests follow, then the rest.
@@ -320,7 +317,7 @@ SLOWEST_FIRST = (
 def pytest_collection_modifyitems(config, items):
     """The order above. xdist, with --maxschedchunk=1 (pyproject), starts each worker with two
     tests, the second queued behind the first, then hands out one at a time: the first worker
-    starts with the daemon chain, each other worker with one of the slowest and a quick test
+    starts with the daemon test, each other worker with one of the slowest and a quick test
     behind it, so no other slow test waits behind a slow one."""
     ranked = DAEMON_CHAIN + SLOWEST_FIRST
 

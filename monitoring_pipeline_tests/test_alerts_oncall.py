@@ -2,8 +2,7 @@
 page, a cursor that follows the instance, runs tagged with their failed checks, and the
 alert_incidents asset. Real runs on real instances and the real sensor."""
 
-import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -203,28 +202,7 @@ def test_alert_incidents_is_reported_when_open_incidents_change(logs, run_hour, 
     assert event.metadata["incidents"].value == "No open incidents."
 
 
-@pytest.mark.slow
-def test_backfill_through_the_daemon_posts_one_summary_once_done(tmp_path, monkeypatch):
-    """A real backfill (`dagster job backfill`, the daemon, its slack_alert_sensor ticking while runs
-    finish): one summary counting every hour, no check alert posted."""
-    from monitoring_pipeline.definitions import defs
-    from monitoring_pipeline.defs.alerts.sensors import slack_alert_sensor
-    from monitoring_pipeline.tools.bench_backfill import prepare, run_backfill
-
-    first_day = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
-    setup = prepare(tmp_path, first_day, days=1, volume=20)
-    done = run_backfill(tmp_path, first_day, hours=4, env=setup["env"], timeout_s=600)
-    assert (done["failed_runs"], done["partitions_materialized"]) == ([], 4)  # one ranged run, or one per hour
-    for name, value in setup["env"].items():
-        if name.startswith("MONITORING_") or name == "DAGSTER_HOME":
-            monkeypatch.setenv(name, value)
-    monkeypatch.chdir(setup["home"])  # its dagster.yaml has paths relative to it
-    with dg.DagsterInstance.get() as instance:  # a last tick, in case the daemon stopped before its own
-        slack_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=defs.resources))
-    alerts = [json.loads(line)["text"] for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    summaries = [text for text in alerts if text.startswith("Backfill ")]
-    assert len(summaries) == 1 and " of 4 hour(s) done: " in summaries[0], alerts
-    assert not [text for text in alerts if text.startswith(("Monitoring", "<!here>"))], alerts
+# The summary of a real backfill through the daemon: test_backfill.py (one daemon run for both).
 
 
 def test_backfill_summary_counts_the_hours_of_ranged_runs():
