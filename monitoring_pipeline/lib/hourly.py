@@ -50,6 +50,8 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 
+from monitoring_pipeline.lib.db import table_exists
+
 
 def _hours_per_run() -> int:
     value = os.environ.get("MONITORING_BACKFILL_HOURS_PER_RUN", "168")
@@ -131,8 +133,6 @@ Weigh = Callable[..., dict[datetime, int]]
 
 def requests_per_hour(hours: Hours, warehouse: Any = None, **_: Any) -> dict[datetime, int]:
     """Rows of llm_requests per hour: what every asset downstream of ingest reads."""
-    from monitoring_pipeline.lib.db import table_exists
-
     if warehouse is None:
         return {}
     with warehouse.get_connection() as conn:
