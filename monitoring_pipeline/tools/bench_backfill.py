@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -122,8 +124,8 @@ def run_backfill(
     from dagster._core.storage.tags import BACKFILL_ID_TAG
 
     home = Path(env["DAGSTER_HOME"])  # relative paths in dagster.yaml resolve against the cwd
-    # Create the instance's storage once, before two processes race to migrate it.
-    subprocess.run([_bin("dagster"), "instance", "info"], cwd=home, env=env, capture_output=True, check=True)
+    with _at_home(home), dg.DagsterInstance.get():
+        pass  # creates the instance's storage once, before the daemon and the launcher race to migrate it
     with open(workdir / "daemon.log", "w") as daemon_log:  # the child keeps its own descriptor
         daemon = subprocess.Popen(
             [_bin("dagster-daemon"), "run", "-m", MODULE],
@@ -157,64 +159,52 @@ def run_backfill(
         if launch.returncode:
             raise RuntimeError(f"launching the backfill failed:\n{launch.stderr[-3000:]}")
         launched_s = time.monotonic() - started
-        # Open the same instance as the daemon (its dagster.yaml has paths relative to the cwd),
-        # and put the caller's DAGSTER_HOME and cwd back afterwards.
-        prev, prev_home = os.getcwd(), os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-        os.chdir(home)
-        try:
-            with dg.DagsterInstance.get() as instance:
-                (backfill,) = instance.get_backfills(limit=1)
-                runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
-                while True:
-                    # A run covers one hour or, under the assets' backfill policy, a range of them:
-                    # done when the daemon has launched them all and every run has finished.
-                    submitted = instance.get_backfill(backfill.backfill_id)
-                    runs = instance.get_runs(filters=runs_filter)
-                    if (
-                        submitted is not None
-                        and submitted.status in BULK_ACTION_TERMINAL_STATUSES
-                        and all(r.status in FINISHED_STATUSES for r in runs)
-                    ):
-                        break
-                    if daemon.poll() is not None:
-                        raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
-                    if time.monotonic() - started > timeout_s:
-                        raise TimeoutError(f"backfill not done after {timeout_s:.0f} s")
-                    time.sleep(2)
-                wall_s = time.monotonic() - started
-                # what a user who clicked in the UI waits: from the backfill's creation to its end
-                since_created_s = time.time() - backfill.backfill_timestamp
-                failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
-                lock_errors = sum(
-                    1
-                    for r in runs
-                    for e in instance.all_logs(r.run_id)
-                    if "could not set lock" in (e.message or "").lower()
-                    or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
-                )
-                # the backfill's hours materialized in every hourly asset (the schedule, which the
-                # daemon also runs, may have materialized the hour that just closed: not counted)
-                backfilled = {f"{first + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(hours)}
-                materialized = backfilled.intersection(
-                    *(instance.get_materialized_partitions(dg.AssetKey(a)) for a in HOURLY_TABLES)
-                )
-                evaluations = instance.event_log_storage.get_asset_check_execution_history(
-                    dg.AssetCheckKey(dg.AssetKey("hourly_metrics"), "error_rate"), limit=hours * 2
-                )
-                evaluated_hours = {e.partition for e in evaluations if e.status.value != "PLANNED"} - {None}
-                events = sum(len(instance.all_logs(r.run_id)) for r in runs)
-                durations = sorted(
-                    r.end_time - r.start_time
-                    for r in instance.get_run_records(filters=runs_filter)
-                    if r.end_time and r.start_time
-                )
-        finally:
-            os.chdir(prev)
-            if prev_home is None:
-                os.environ.pop("DAGSTER_HOME", None)
-            else:
-                os.environ["DAGSTER_HOME"] = prev_home
+        with _at_home(home), dg.DagsterInstance.get() as instance:  # the daemon's instance
+            (backfill,) = instance.get_backfills(limit=1)
+            runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
+            while True:
+                # A run covers one hour or, under the assets' backfill policy, a range of them:
+                # done when the daemon has launched them all and every run has finished.
+                submitted = instance.get_backfill(backfill.backfill_id)
+                runs = instance.get_runs(filters=runs_filter)
+                if (
+                    submitted is not None
+                    and submitted.status in BULK_ACTION_TERMINAL_STATUSES
+                    and all(r.status in FINISHED_STATUSES for r in runs)
+                ):
+                    break
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
+                if time.monotonic() - started > timeout_s:
+                    raise TimeoutError(f"backfill not done after {timeout_s:.0f} s")
+                time.sleep(2)
+            wall_s = time.monotonic() - started
+            # what a user who clicked in the UI waits: from the backfill's creation to its end
+            since_created_s = time.time() - backfill.backfill_timestamp
+            failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+            lock_errors = sum(
+                1
+                for r in runs
+                for e in instance.all_logs(r.run_id)
+                if "could not set lock" in (e.message or "").lower()
+                or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
+            )
+            # the backfill's hours materialized in every hourly asset (the schedule, which the
+            # daemon also runs, may have materialized the hour that just closed: not counted)
+            backfilled = {f"{first + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(hours)}
+            materialized = backfilled.intersection(
+                *(instance.get_materialized_partitions(dg.AssetKey(a)) for a in HOURLY_TABLES)
+            )
+            evaluations = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey("hourly_metrics"), "error_rate"), limit=hours * 2
+            )
+            evaluated_hours = {e.partition for e in evaluations if e.status.value != "PLANNED"} - {None}
+            events = sum(len(instance.all_logs(r.run_id)) for r in runs)
+            durations = sorted(
+                r.end_time - r.start_time
+                for r in instance.get_run_records(filters=runs_filter)
+                if r.end_time and r.start_time
+            )
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
@@ -235,6 +225,23 @@ def run_backfill(
         "run_median_s": durations[len(durations) // 2] if durations else None,
         "cli_output": launch.stdout.strip().splitlines()[-1:],
     }
+
+
+@contextmanager
+def _at_home(home: Path) -> Iterator[None]:
+    """DAGSTER_HOME and the working directory set to `home`, as the daemon has them (its
+    dagster.yaml has paths relative to the cwd); the caller's put back afterwards."""
+    prev, prev_home = os.getcwd(), os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.chdir(home)
+    try:
+        yield
+    finally:
+        os.chdir(prev)
+        if prev_home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = prev_home
 
 
 def hours_in_tables(conn, first: datetime, hours: int) -> int:
