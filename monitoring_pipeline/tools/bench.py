@@ -415,6 +415,72 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
 
+def best_of(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each phase's fastest run, with the highest peak of all its runs (new dicts: runs is left as it is)."""
+    return {
+        name: {
+            **min(phase_runs, key=lambda run: run["seconds"]),
+            "peak_rss_bytes": max(run["peak_rss_bytes"] for run in phase_runs),
+        }
+        for name, phase_runs in runs.items()
+    }
+
+
+def report(runs: dict[str, list[dict]]) -> str:
+    """The contest's lines, from every phase's runs (one per round; "pandas" may be absent): a line
+    per phase with its best run, then the ratios, the pipeline's counts and the evaluators' share.
+    With more than one round, each phase line lists every run's time and b/a is given per round."""
+    results = best_of(runs)
+    lines = []
+    for name, r in results.items():
+        times = ", ".join(f"{run['seconds']:.1f}" for run in runs[name])
+        spread = f"  (best of {times} s)" if len(runs[name]) > 1 else ""
+        lines.append(
+            f"  {LABELS[name]:<52} {r['seconds']:>7.2f} s (work {r['work_seconds']:>6.2f} s)  "
+            f"peak {_mb(r['peak_rss_bytes']):>9}  rows {r['rows']:,}{spread}"
+        )
+    a, b, b2 = results["duckdb"], results["pipeline"], results["pipeline_inside"]
+    lines.append(
+        f"  b/a = {b['seconds'] / a['seconds']:.2f} (target <= 1.5); work only (the read or materialize call alone, "
+        f"no process start-up) {b['work_seconds'] / a['work_seconds']:.2f}; b'/a = {b2['seconds'] / a['seconds']:.2f} "
+        f"(work only {b2['work_seconds'] / a['work_seconds']:.2f})"
+    )
+    if len(runs["duckdb"]) > 1:  # (a) and (b) of one round share the machine's mood; best/best may pair a lucky (a)
+        rounds = sorted(
+            b_run["seconds"] / a_run["seconds"] for a_run, b_run in zip(runs["duckdb"], runs["pipeline"], strict=False)
+        )
+        lines.append(
+            f"  b/a per round, sorted: {', '.join(f'{r:.2f}' for r in rounds)} (median {statistics.median(rounds):.2f})"
+        )
+    if "pandas" in results:
+        c = results["pandas"]
+        lines.append(
+            f"  c/b = {c['seconds'] / b['seconds']:.2f}; work only {c['work_seconds'] / b['work_seconds']:.2f}"
+        )
+    p = results["pipeline"]
+    lines.append(
+        f"  pipeline: {p['rows']:,} rows ingested, {p['quarantined']} quarantined, {p['review_rows']:,} in the "
+        f"review sample, {p['checks']} check evaluations; warehouse {_mb(p['db_bytes'])} = "
+        f"{p['db_bytes'] / max(p['rows'], 1):,.0f} B/request"
+    )
+    lines.append(
+        f"  evaluators: {p['evaluation_seconds']:.2f} s of (b) for {p['flags']:,} flags = "
+        f"{p['evaluation_seconds'] / a['seconds']:.2f} x (a) (target <= 0.5), "
+        f"{p['evaluation_seconds'] / a['work_seconds']:.2f} x (a)'s work"
+    )
+    return "\n".join(lines)
+
+
+def storage_report(st: dict, requests: int) -> str:
+    """The storage phase's line: bytes per request (of the pipeline's `requests` rows) before and after."""
+    n = max(requests, 1)
+    return (
+        f"  storage: {st['bytes_before'] / n:,.0f} B/request with prompt/response; "
+        f"{st['bytes_after'] / n:,.0f} B/request after storage_retention dropped the text and compacted "
+        f"({st['seconds']:.1f} s, peak {_mb(st['peak_rss_bytes'])})"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.dir:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
@@ -435,58 +501,10 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(args.repeat):  # rounds, so a slow spell of a shared machine hits every phase alike
             for name in phases:
                 runs[name].append(run_phase(name, work, log_file))
-        results = {}
-        for name in phases:
-            results[name] = r = min(runs[name], key=lambda run: run["seconds"])
-            r["peak_rss_bytes"] = max(run["peak_rss_bytes"] for run in runs[name])
-            times = ", ".join(f"{run['seconds']:.1f}" for run in runs[name])
-            spread = f"  (best of {times} s)" if args.repeat > 1 else ""
-            print(
-                f"  {LABELS[name]:<52} {r['seconds']:>7.2f} s (work {r['work_seconds']:>6.2f} s)  "
-                f"peak {_mb(r['peak_rss_bytes']):>9}  rows {r['rows']:,}{spread}",
-                flush=True,
-            )
-        a, b, b2 = results["duckdb"], results["pipeline"], results["pipeline_inside"]
-        print(
-            f"  b/a = {b['seconds'] / a['seconds']:.2f} (target <= 1.5); work only (the read or materialize call alone, "
-            f"no process start-up) {b['work_seconds'] / a['work_seconds']:.2f}; b'/a = {b2['seconds'] / a['seconds']:.2f} "
-            f"(work only {b2['work_seconds'] / a['work_seconds']:.2f})",
-            end="",
-        )
-        if args.repeat > 1:  # (a) and (b) of one round share the machine's mood; best/best may pair a lucky (a)
-            rounds = sorted(
-                b_run["seconds"] / a_run["seconds"]
-                for a_run, b_run in zip(runs["duckdb"], runs["pipeline"], strict=False)
-            )
-            print(
-                f"\n  b/a per round, sorted: {', '.join(f'{r:.2f}' for r in rounds)} (median {statistics.median(rounds):.2f})",
-                end="",
-            )
-        if "pandas" in results:
-            c = results["pandas"]
-            print(
-                f"\n  c/b = {c['seconds'] / b['seconds']:.2f}; work only {c['work_seconds'] / b['work_seconds']:.2f}",
-                end="",
-            )
-        p = results["pipeline"]
-        print(
-            f"\n  pipeline: {p['rows']:,} rows ingested, {p['quarantined']} quarantined, {p['review_rows']:,} in the "
-            f"review sample, {p['checks']} check evaluations; warehouse {_mb(p['db_bytes'])} = "
-            f"{p['db_bytes'] / max(p['rows'], 1):,.0f} B/request"
-        )
-        a = results["duckdb"]
-        print(
-            f"  evaluators: {p['evaluation_seconds']:.2f} s of (b) for {p['flags']:,} flags = "
-            f"{p['evaluation_seconds'] / a['seconds']:.2f} x (a) (target <= 0.5), "
-            f"{p['evaluation_seconds'] / a['work_seconds']:.2f} x (a)'s work"
-        )
+        print(report(runs), flush=True)  # before storage runs: the contest's figures do not wait on it
+        results = best_of(runs)
         results["storage"] = st = run_phase("storage", work, log_file)
-        n = max(p["rows"], 1)
-        print(
-            f"  storage: {st['bytes_before'] / n:,.0f} B/request with prompt/response; "
-            f"{st['bytes_after'] / n:,.0f} B/request after storage_retention dropped the text and compacted "
-            f"({st['seconds']:.1f} s, peak {_mb(st['peak_rss_bytes'])})"
-        )
+        print(storage_report(st, results["pipeline"]["rows"]), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps({"rows": args.rows, "file_bytes": size, **results}, indent=2))
         return 0
