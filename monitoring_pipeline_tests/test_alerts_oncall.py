@@ -62,7 +62,7 @@ def test_run_cursor_from_another_instance_is_dropped_not_obeyed(logs, resources,
     tick(resources, instance, HOUR + timedelta(hours=2, minutes=10))
     assert slack.posted() == []
 
-    with dg.instance_for_test() as fresh:
+    with dg.DagsterInstance.ephemeral() as fresh:  # a new instance: its own storage, its own id
         hour_with(logs, later[2], errors=5)
         dg.materialize(ALL_ASSETS, partition_key=key(later[2]), resources=resources, instance=fresh)
         summary = tick(resources, fresh, HOUR + timedelta(hours=3, minutes=10))
