@@ -299,17 +299,16 @@ def slack(monkeypatch):
     server.stop()
 
 
-# The test that drives dagster-daemon spends most of its ~110 s waiting on it (the daemon's loops
-# and runs): it goes first, on the first worker, while the other workers run everything else on the
-# two cores.
-DAEMON_CHAIN = ("test_backfill.py::test_backfill_ranged_runs_through_the_daemon",)
+# The test that drives `dagster dev` (its daemon backfills, then Chromium reads two pages) spends
+# most of its ~130 s waiting on the daemon's loops and runs: it goes first, on the first worker,
+# while the other workers run everything else on the two cores.
+DAEMON_CHAIN = ("test_webserver.py::test_dagster_dev_",)
 # Then the slowest of the rest, slowest first (wall seconds in make test on the 2-core box, three
 # workers; alone they take about a third less): started first, each runs beside the others and the
 # quick tests instead of after them. Other slow tests follow, then the rest.
 SLOWEST_FIRST = (
-    "test_demo.py::",  # ~150: the demo, twice
-    "test_webserver.py::",  # ~70: dagster dev, GraphQL, then Chromium on two pages
-    "test_bench.py::",  # ~60
+    "test_demo.py::",  # ~90: a ranged run, then the demo's 24 hourly runs in a process of its own
+    "test_bench.py::",  # ~30
     "test_concurrency.py::",  # 6-13 each: processes that take turns at one DuckDB file
 )
 
@@ -332,7 +331,7 @@ def pytest_collection_modifyitems(config, items):
     slowest = [item for item in items if len(DAEMON_CHAIN) <= rank(item) < len(ranked)]
     quick = [item for item in items if rank(item) > len(ranked)]
     starts = [chain] if len(chain) == 2 else [[item] for item in chain]
-    starts += [[item] for item in slowest[:3]]  # demo, webserver, bench: the other workers' first tests
+    starts += [[item] for item in slowest[:2]]  # demo, bench: the other workers' first tests
     head = []
     for start in starts:
         head += start if len(start) == 2 or not quick else [*start, quick.pop(0)]

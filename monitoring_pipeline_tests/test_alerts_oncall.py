@@ -202,7 +202,7 @@ def test_alert_incidents_is_reported_when_open_incidents_change(logs, run_hour, 
     assert event.metadata["incidents"].value == "No open incidents."
 
 
-# The summary of a real backfill through the daemon: test_backfill.py (one daemon run for both).
+# The summary of a real backfill through the daemon: test_webserver.py (one `dagster dev` for it all).
 
 
 def test_backfill_summary_counts_the_hours_of_ranged_runs():

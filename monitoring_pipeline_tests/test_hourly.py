@@ -179,6 +179,15 @@ TABLES = {  # every table the hourly assets write, with the columns that differ 
 VOLATILE_METADATA = {"hours_in_run", "evaluation_seconds"}
 
 
+def test_hourly_backfill_hours_per_run_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MONITORING_BACKFILL_HOURS_PER_RUN", "168")
+    assert hourly._hours_per_run() == 168
+    for bad in ("0", "-1", "1.5", "day"):
+        monkeypatch.setenv("MONITORING_BACKFILL_HOURS_PER_RUN", bad)
+        with pytest.raises(ValueError, match="MONITORING_BACKFILL_HOURS_PER_RUN"):
+            hourly._hours_per_run()
+
+
 def test_hourly_windows_hold_at_most_the_cap_each():
     hours = Hours(KEYS + ["2026-03-01-13:00"], HOURS + [HOURS[-1] + timedelta(hours=1)])
     rows = {HOURS[0]: 40, HOURS[1]: 60, HOURS[2]: 500}  # the last hour holds nothing

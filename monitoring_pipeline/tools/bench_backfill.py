@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -119,9 +119,6 @@ def run_backfill(
     """Start the daemon, launch the backfill as the UI does (`via="cli"`: `dagster job backfill`),
     wait until every run has finished."""
     import dagster as dg
-    from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
-    from dagster._core.storage.dagster_run import FINISHED_STATUSES  # the statuses a run ends in
-    from dagster._core.storage.tags import BACKFILL_ID_TAG
 
     home = Path(env["DAGSTER_HOME"])  # relative paths in dagster.yaml resolve against the cwd
     with _at_home(home), dg.DagsterInstance.get():
@@ -159,58 +156,78 @@ def run_backfill(
         if launch.returncode:
             raise RuntimeError(f"launching the backfill failed:\n{launch.stderr[-3000:]}")
         launched_s = time.monotonic() - started
-        with _at_home(home), dg.DagsterInstance.get() as instance:  # the daemon's instance
-            (backfill,) = instance.get_backfills(limit=1)
-            runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
-            while True:
-                # A run covers one hour or, under the assets' backfill policy, a range of them:
-                # done when the daemon has launched them all and every run has finished.
-                submitted = instance.get_backfill(backfill.backfill_id)
-                runs = instance.get_runs(filters=runs_filter)
-                if (
-                    submitted is not None
-                    and submitted.status in BULK_ACTION_TERMINAL_STATUSES
-                    and all(r.status in FINISHED_STATUSES for r in runs)
-                ):
-                    break
-                if daemon.poll() is not None:
-                    raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
-                if time.monotonic() - started > timeout_s:
-                    raise TimeoutError(f"backfill not done after {timeout_s:.0f} s")
-                time.sleep(2)
-            wall_s = time.monotonic() - started
-            # what a user who clicked in the UI waits: from the backfill's creation to its end
-            since_created_s = time.time() - backfill.backfill_timestamp
-            failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
-            lock_errors = sum(
-                1
-                for r in runs
-                for e in instance.all_logs(r.run_id)
-                if "could not set lock" in (e.message or "").lower()
-                or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
-            )
-            # the backfill's hours materialized in every hourly asset (the schedule, which the
-            # daemon also runs, may have materialized the hour that just closed: not counted)
-            backfilled = {f"{first + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(hours)}
-            materialized = backfilled.intersection(
-                *(instance.get_materialized_partitions(dg.AssetKey(a)) for a in HOURLY_TABLES)
-            )
-            evaluations = instance.event_log_storage.get_asset_check_execution_history(
-                dg.AssetCheckKey(dg.AssetKey("hourly_metrics"), "error_rate"), limit=hours * 2
-            )
-            evaluated_hours = {e.partition for e in evaluations if e.status.value != "PLANNED"} - {None}
-            events = sum(len(instance.all_logs(r.run_id)) for r in runs)
-            durations = sorted(
-                r.end_time - r.start_time
-                for r in instance.get_run_records(filters=runs_filter)
-                if r.end_time and r.start_time
-            )
+
+        def daemon_gone() -> str | None:
+            return None if daemon.poll() is None else f"dagster-daemon exited; see {workdir / 'daemon.log'}"
+
+        result = await_backfill(home, first, hours, started, timeout_s, daemon_gone)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
             daemon.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
+    return {**result, "launch_s": launched_s, "cli_output": launch.stdout.strip().splitlines()[-1:]}
+
+
+def await_backfill(
+    home: Path, first: datetime, hours: int, started: float, timeout_s: float, daemon_gone: Callable[[], str | None]
+) -> dict:
+    """Wait until the instance's latest backfill is done and every run of it has finished, then
+    read what it did: its runs, failures, lock errors, and the hours it materialized and checked.
+    `daemon_gone` says why waiting is pointless (the daemon exited), else None."""
+    import dagster as dg
+    from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES  # the statuses a run ends in
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    with _at_home(home), dg.DagsterInstance.get() as instance:  # the daemon's instance
+        (backfill,) = instance.get_backfills(limit=1)
+        runs_filter = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
+        while True:
+            # A run covers one hour or, under the assets' backfill policy, a range of them:
+            # done when the daemon has launched them all and every run has finished.
+            submitted = instance.get_backfill(backfill.backfill_id)
+            runs = instance.get_runs(filters=runs_filter)
+            if (
+                submitted is not None
+                and submitted.status in BULK_ACTION_TERMINAL_STATUSES
+                and all(r.status in FINISHED_STATUSES for r in runs)
+            ):
+                break
+            gone = daemon_gone()
+            if gone:
+                raise RuntimeError(gone)
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"backfill not done after {timeout_s:.0f} s")
+            time.sleep(2)
+        wall_s = time.monotonic() - started
+        # what a user who clicked in the UI waits: from the backfill's creation to its end
+        since_created_s = time.time() - backfill.backfill_timestamp
+        failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+        lock_errors = sum(
+            1
+            for r in runs
+            for e in instance.all_logs(r.run_id)
+            if "could not set lock" in (e.message or "").lower()
+            or (e.dagster_event and "could not set lock" in str(e.dagster_event.event_specific_data).lower())
+        )
+        # the backfill's hours materialized in every hourly asset (the schedule, which the
+        # daemon also runs, may have materialized the hour that just closed: not counted)
+        backfilled = {f"{first + timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(hours)}
+        materialized = backfilled.intersection(
+            *(instance.get_materialized_partitions(dg.AssetKey(a)) for a in HOURLY_TABLES)
+        )
+        evaluations = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("hourly_metrics"), "error_rate"), limit=hours * 2
+        )
+        evaluated_hours = {e.partition for e in evaluations if e.status.value != "PLANNED"} - {None}
+        events = sum(len(instance.all_logs(r.run_id)) for r in runs)
+        durations = sorted(
+            r.end_time - r.start_time
+            for r in instance.get_run_records(filters=runs_filter)
+            if r.end_time and r.start_time
+        )
     return {
         "runs": len(runs),
         "failed_runs": failed,
@@ -221,9 +238,7 @@ def run_backfill(
         "hours_per_run": max((_hours_in(r) for r in runs), default=0),
         "wall_s": wall_s,
         "since_created_s": since_created_s,
-        "launch_s": launched_s,
         "run_median_s": durations[len(durations) // 2] if durations else None,
-        "cli_output": launch.stdout.strip().splitlines()[-1:],
     }
 
 
