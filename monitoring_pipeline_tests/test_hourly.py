@@ -197,37 +197,51 @@ def test_hourly_windows_hold_at_most_the_cap_each():
     assert [w.window for w in hours.windows(rows, 100)][1] == {"start": HOURS[2], "end": HOURS[2] + timedelta(hours=1)}
 
 
-@pytest.mark.slow  # every hourly asset, three hours, twice
-# One window for the run, then windows of 2 hours and 1 (40 + 60 + 1 calls, then 80): the same results.
-@pytest.mark.parametrize("rows_per_statement", [hourly.ROWS_PER_STATEMENT, 110])
-def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(
-    logs, resources, instance, tmp_path, monkeypatch, rows_per_statement
-):
-    """The core property of range runs: the same rows in every table, the same metadata per hour,
-    and each recorded check evaluation the same as the single-hour run's for that hour, whether the
-    run's statements cover all of its hours or a few at a time (hours of many calls)."""
-    monkeypatch.setattr(hourly, "ROWS_PER_STATEMENT", rows_per_statement)
+def write_equivalence_hours(logs) -> None:
     write_hours(logs)
     logs.lines(['{"request_id": "broken', "[]"], HOURS[2], name="bad.jsonl")  # quarantine has rows too
     refusal = record(0, HOURS[0], request_id="refused", response="I'm sorry, but I can't help with that.")
     logs.records([refusal], HOURS[0], name="flagged.jsonl")  # and evaluation_flags
-    ranged = dg.materialize(HOURLY_ASSETS, resources=resources, instance=instance, tags=_range_tags())
-    messages = [e.user_message for e in instance.all_logs(ranged.run_id)]
-    windowed = sum("3 hours in 2 windows of at most 110 rows" in m for m in messages)
-    assert windowed == (0 if rows_per_statement > 1000 else 5)  # the steps after ingest, which weighs log bytes
-    single_db = tmp_path / "single.duckdb"
-    single = {**resources, "warehouse": DuckDBWarehouse(database=str(single_db))}
+
+
+@pytest.mark.slow  # every hourly asset, three hours, hour by hour and as one run, twice
+def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(tmp_path, config_file, monkeypatch):
+    """The core property of range runs: the same rows in every table, the same metadata per hour,
+    and each recorded check evaluation the same as the single-hour run's for that hour, whether the
+    run's statements cover all of its hours (one window) or a few at a time (hours of many calls:
+    windows of 2 hours and 1, 40 + 60 + 1 calls then 80, under a cap of 110)."""
+    write_equivalence_hours(LogWriter(tmp_path / "logs"))
+    single = {**folder_resources(tmp_path), "warehouse": DuckDBWarehouse(database=str(tmp_path / "single.duckdb"))}
     single_evaluations = {}
-    with dg.DagsterInstance.ephemeral() as other:
+    with dg.DagsterInstance.ephemeral() as alone:
         for partition in KEYS:
-            result = dg.materialize(HOURLY_ASSETS, partition_key=partition, resources=single, instance=other)
+            result = dg.materialize(HOURLY_ASSETS, partition_key=partition, resources=single, instance=alone)
             single_evaluations |= {(e.check_name, partition): e for e in result.get_asset_check_evaluations()}
-            for asset in (k.to_user_string() for a in HOURLY_ASSETS for k in a.keys):
-                assert _metadata(instance, asset, partition) == _metadata(other, asset, partition), (asset, partition)
-    with (
-        duckdb.connect(str(tmp_path / "monitoring.duckdb"), read_only=True) as a,
-        duckdb.connect(str(single_db), read_only=True) as b,
-    ):
+        for rows_per_statement in (hourly.ROWS_PER_STATEMENT, 110):
+            monkeypatch.setattr(hourly, "ROWS_PER_STATEMENT", rows_per_statement)
+            db = tmp_path / f"ranged-{rows_per_statement}.duckdb"
+            resources = {**single, "warehouse": DuckDBWarehouse(database=str(db))}
+            with dg.DagsterInstance.ephemeral() as instance:
+                ranged = dg.materialize(HOURLY_ASSETS, resources=resources, instance=instance, tags=_range_tags())
+                messages = [e.user_message for e in instance.all_logs(ranged.run_id)]
+                windowed = sum("3 hours in 2 windows of at most 110 rows" in m for m in messages)
+                assert windowed == (0 if rows_per_statement > 1000 else 5)  # the steps after ingest (it weighs bytes)
+                for partition in KEYS:
+                    for asset in (k.to_user_string() for a in HOURLY_ASSETS for k in a.keys):
+                        same = _metadata(instance, asset, partition) == _metadata(alone, asset, partition)
+                        assert same, (rows_per_statement, asset, partition)
+            _assert_same_tables(db, tmp_path / "single.duckdb", rows_per_statement)
+            for e in ranged.get_asset_check_evaluations():
+                twin = single_evaluations[(e.check_name, e.partition)]
+                assert (e.passed, e.severity, e.description) == (twin.passed, twin.severity, twin.description), (
+                    rows_per_statement,
+                    e.check_name,
+                )
+                assert _plain(e.metadata) == _plain(twin.metadata), (rows_per_statement, e.check_name)
+
+
+def _assert_same_tables(ranged_db, single_db, rows_per_statement: int) -> None:
+    with duckdb.connect(str(ranged_db), read_only=True) as a, duckdb.connect(str(single_db), read_only=True) as b:
         for table, volatile in TABLES.items():
             columns = ", ".join(
                 c
@@ -235,13 +249,9 @@ def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(
                 if c not in volatile
             )
             rows = f"SELECT {columns} FROM {table} ORDER BY ALL"
-            assert a.execute(rows).fetchall() == b.execute(rows).fetchall(), table
+            assert a.execute(rows).fetchall() == b.execute(rows).fetchall(), (rows_per_statement, table)
             hours = a.execute(f"SELECT count(DISTINCT hour) FROM {table}").fetchone()[0]
-            assert hours == {"quarantine": 1, "evaluation_flags": 1}.get(table, 3), table
-    for e in ranged.get_asset_check_evaluations():
-        twin = single_evaluations[(e.check_name, e.partition)]
-        assert (e.passed, e.severity, e.description) == (twin.passed, twin.severity, twin.description), e.check_name
-        assert _plain(e.metadata) == _plain(twin.metadata), e.check_name
+            assert hours == {"quarantine": 1, "evaluation_flags": 1}.get(table, 3), (rows_per_statement, table)
 
 
 def _range_tags() -> dict:

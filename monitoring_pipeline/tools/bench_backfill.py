@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=7, help="days to backfill (default 7: 168 hourly runs)")
+    parser.add_argument("--days", type=int, default=7, help="days to backfill (default 7: 168 hours)")
     parser.add_argument("--hours", type=int, help="hours to backfill instead of whole days")
     parser.add_argument("--volume", type=int, default=100, help="mean requests per hour (default 100)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
