@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 import sys
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -131,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     bench_backfill.add_arguments(backfill_cmd)
     backfill_cmd.set_defaults(func=bench_backfill.run)
     args = parser.parse_args(argv)
+    # Dagster warns, as the definitions load, about the preview and beta features this project uses
+    # on purpose (partitioned asset checks, backfill_policy): a screenful of noise above the demo's table.
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     return args.func(args)
 
 

@@ -61,6 +61,7 @@ def test_demo_finds_each_injected_incident_and_alerts_and_replaces_a_day_read_fr
         timeout=900,
     )
     assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "PreviewWarning" not in demo.stderr and "BetaWarning" not in demo.stderr  # features used on purpose
     out = demo.stdout
     assert "FAILED" not in out
     rows = {line[11:13]: line for line in out.splitlines() if line.startswith("2026-03-01 ")}
