@@ -300,7 +300,7 @@ def slack(monkeypatch):
 
 
 # The test that drives `dagster dev` (its daemon backfills, then Chromium reads two pages) spends
-# most of its ~130 s waiting on the daemon's loops and runs: it goes first, on the first worker,
+# most of its ~105 s waiting on the daemon's loops and runs: it goes first, on the first worker,
 # while the other workers run everything else on the two cores.
 DAEMON_CHAIN = ("test_webserver.py::test_dagster_dev_",)
 # Then the slowest of the rest, slowest first (wall seconds in make test on the 2-core box, three
