@@ -26,13 +26,14 @@ def _ingest_the_day_from_files_of_this_process(tmp_path) -> str:
     from monitoring_pipeline.tools.demo import write_sample_logs
 
     write_sample_logs(tmp_path / "data/logs", DAY, volume_per_hour=20)
-    result = defs.resolve_job_def("hourly_monitoring").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": f"{DAY:%Y-%m-%d}-00:00",
-            "dagster/asset_partition_range_end": f"{DAY:%Y-%m-%d}-23:00",
-        },
-    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("hourly_monitoring").execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": f"{DAY:%Y-%m-%d}-00:00",
+                "dagster/asset_partition_range_end": f"{DAY:%Y-%m-%d}-23:00",
+            },
+        )
     assert result.success
     return f"demo-{os.getpid()}.jsonl"
 

@@ -197,21 +197,17 @@ def test_hourly_windows_hold_at_most_the_cap_each():
     assert [w.window for w in hours.windows(rows, 100)][1] == {"start": HOURS[2], "end": HOURS[2] + timedelta(hours=1)}
 
 
-def write_equivalence_hours(logs) -> None:
-    write_hours(logs)
-    logs.lines(['{"request_id": "broken', "[]"], HOURS[2], name="bad.jsonl")  # quarantine has rows too
-    refusal = record(0, HOURS[0], request_id="refused", response="I'm sorry, but I can't help with that.")
-    logs.records([refusal], HOURS[0], name="flagged.jsonl")  # and evaluation_flags
-
-
 @pytest.mark.slow  # every hourly asset, three hours, hour by hour and as one run, twice
-def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(tmp_path, config_file, monkeypatch):
+def test_hourly_range_run_writes_and_records_what_single_hour_runs_do(logs, resources, tmp_path, monkeypatch):
     """The core property of range runs: the same rows in every table, the same metadata per hour,
     and each recorded check evaluation the same as the single-hour run's for that hour, whether the
     run's statements cover all of its hours (one window) or a few at a time (hours of many calls:
     windows of 2 hours and 1, 40 + 60 + 1 calls then 80, under a cap of 110)."""
-    write_equivalence_hours(LogWriter(tmp_path / "logs"))
-    single = {**folder_resources(tmp_path), "warehouse": DuckDBWarehouse(database=str(tmp_path / "single.duckdb"))}
+    write_hours(logs)
+    logs.lines(['{"request_id": "broken', "[]"], HOURS[2], name="bad.jsonl")  # quarantine has rows too
+    refusal = record(0, HOURS[0], request_id="refused", response="I'm sorry, but I can't help with that.")
+    logs.records([refusal], HOURS[0], name="flagged.jsonl")  # and evaluation_flags
+    single = {**resources, "warehouse": DuckDBWarehouse(database=str(tmp_path / "single.duckdb"))}
     single_evaluations = {}
     with dg.DagsterInstance.ephemeral() as alone:
         for partition in KEYS:
